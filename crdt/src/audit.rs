@@ -1,0 +1,418 @@
+//! Independent recount of one or more exports (the verifier's logic).
+//!
+//! Feed every line of every export file to an [`Audit`], then call
+//! [`Audit::finish`]. Each check below is numbered; every failure names the
+//! check, the file and line, and the entry where there is one. All failures
+//! are collected rather than stopping at the first.
+//!
+//! | # | check |
+//! |---|-------|
+//! | 1 | the first line is a header of a supported format and version |
+//! | 2 | the poll decodes, its organizer signature verifies, and it is the poll the header (and every other file) names |
+//! | 3 | every line decodes as a record |
+//! | 4 | no entry appears twice in one file |
+//! | 5 | every entry is for this poll, for an option, cast inside the window, and eligible |
+//! | 6 | every entry's signature, and its credential's, passes the acceptance rule |
+//! | 7 | every file carries at least one attestation |
+//! | 8 | every attestation is signed by its node and names this poll |
+//! | 9 | every attestation's digest and entry count equal those recomputed from its file |
+//!
+//! The recount is the tally of the union of all admitted entries of all files.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::admit::admit_batch;
+use crate::digest::digest_sorted;
+use crate::error::Rejection;
+use crate::export::{Header, Record, FORMAT, VERSION};
+use crate::ids::{Digest, EntryHash, PollId, PublicKey};
+use crate::poll::Poll;
+use crate::statement::Attestation;
+use crate::tally::{Equivocation, Tally, TallyState};
+use crate::vote::Vote;
+
+/// The numbered checks, as `(number, name)`.
+pub const CHECKS: [(u8, &str); 9] = [
+    (1, "header names a supported format and version"),
+    (2, "poll is signed by its organizer and is the poll named everywhere"),
+    (3, "every line decodes as a record"),
+    (4, "no entry appears twice in one file"),
+    (5, "every entry is for an option, inside the window, and eligible"),
+    (6, "every entry signature and credential passes the acceptance rule"),
+    (7, "every file carries at least one attestation"),
+    (8, "every attestation is signed by its node for this poll"),
+    (9, "every attestation matches the digest and count of its file"),
+];
+
+/// One failed check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The check's number in [`CHECKS`].
+    pub check: u8,
+    /// The file.
+    pub file: String,
+    /// The 1-based line, where one line is at fault.
+    pub line: Option<u64>,
+    /// The entry, where one entry is at fault.
+    pub entry: Option<EntryHash>,
+    /// A stable code for the failure.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How one check went over all inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckSummary {
+    /// The check's number.
+    pub number: u8,
+    /// What it checks.
+    pub name: &'static str,
+    /// Items that passed it.
+    pub passed: u64,
+    /// Items that failed it.
+    pub failed: u64,
+}
+
+/// What one file contributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSummary {
+    /// The file's name as given.
+    pub name: String,
+    /// The node that wrote it, from its header.
+    pub node: Option<PublicKey>,
+    /// Distinct entries decoded from it.
+    pub entries: u64,
+    /// The digest recomputed over those entries.
+    pub digest: Digest,
+    /// Attestations it carries.
+    pub attestations: u64,
+}
+
+/// The verifier's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The poll, if one was found.
+    pub poll: Option<PollId>,
+    /// Its title.
+    pub title: Option<String>,
+    /// Its option labels.
+    pub options: Vec<String>,
+    /// Every check with its pass and fail counts.
+    pub checks: Vec<CheckSummary>,
+    /// Every failure, in input order within each check.
+    pub failures: Vec<Failure>,
+    /// Per-file summaries.
+    pub files: Vec<FileSummary>,
+    /// The recount over the union of admitted entries.
+    pub tally: Option<Tally>,
+    /// The digest over the union of admitted entries.
+    pub digest: Option<Digest>,
+    /// Equivocations among the admitted entries (reported, not failures).
+    pub equivocations: Vec<Equivocation>,
+}
+
+impl Report {
+    /// True when no check failed.
+    pub fn verified(&self) -> bool {
+        self.failures.is_empty() && self.poll.is_some()
+    }
+}
+
+struct FileState {
+    name: String,
+    header: Option<Header>,
+    lines: u64,
+    has_poll: bool,
+    entries: BTreeMap<EntryHash, u64>,
+    attestations: Vec<(u64, Attestation)>,
+}
+
+/// Accumulates export lines; see the module docs.
+pub struct Audit {
+    files: Vec<FileState>,
+    poll: Option<Poll>,
+    /// Distinct entries across files with the first place each was seen.
+    votes: BTreeMap<EntryHash, (Vote, usize, u64)>,
+    failures: Vec<Failure>,
+    passed: [u64; 10],
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Audit {
+    /// An empty audit.
+    pub fn new() -> Self {
+        Audit {
+            files: Vec::new(),
+            poll: None,
+            votes: BTreeMap::new(),
+            failures: Vec::new(),
+            passed: [0; 10],
+        }
+    }
+
+    /// Starts a new input file; returns its index for [`Audit::push_line`].
+    pub fn start_file(&mut self, name: impl Into<String>) -> usize {
+        self.files.push(FileState {
+            name: name.into(),
+            header: None,
+            lines: 0,
+            has_poll: false,
+            entries: BTreeMap::new(),
+            attestations: Vec::new(),
+        });
+        self.files.len() - 1
+    }
+
+    fn fail(&mut self, check: u8, file: usize, line: Option<u64>, entry: Option<EntryHash>, code: &str, message: String) {
+        let file = self.files[file].name.clone();
+        self.failures.push(Failure { check, file, line, entry, code: code.into(), message });
+    }
+
+    /// Feeds the next line of file `file`. Blank lines are skipped.
+    pub fn push_line(&mut self, file: usize, line: &str) {
+        self.files[file].lines += 1;
+        let number = self.files[file].lines;
+        if line.trim().is_empty() {
+            return;
+        }
+
+        let record = match Record::from_line(line) {
+            Ok(record) => {
+                self.passed[3] += 1;
+                record
+            }
+            Err(e) => {
+                let message = format!("line does not decode: {e}");
+                return self.fail(3, file, Some(number), None, "undecodable_line", message);
+            }
+        };
+
+        let first = number == 1;
+        match record {
+            Record::Header(header) => self.header(file, number, header, first),
+            _ if self.files[file].header.is_none() && first => {
+                let message = "the first line is not a header".to_string();
+                self.fail(1, file, Some(number), None, "missing_header", message);
+                self.push_record(file, number, record);
+            }
+            record => self.push_record(file, number, record),
+        }
+    }
+
+    fn header(&mut self, file: usize, number: u64, header: Header, first: bool) {
+        if !first || self.files[file].header.is_some() {
+            let message = "a header appears after line 1".to_string();
+            return self.fail(1, file, Some(number), None, "misplaced_header", message);
+        }
+        if header.format != FORMAT || header.version != VERSION {
+            let message = format!(
+                "format {:?} version {} is not supported (this verifier reads {FORMAT:?} version {VERSION})",
+                header.format, header.version
+            );
+            self.fail(1, file, Some(number), None, "unsupported_format", message);
+        } else {
+            self.passed[1] += 1;
+        }
+        self.files[file].header = Some(header);
+    }
+
+    fn push_record(&mut self, file: usize, number: u64, record: Record) {
+        match record {
+            Record::Header(_) => unreachable!("handled by push_line"),
+            Record::Poll(poll) => self.poll_record(file, number, poll),
+            Record::Entry(vote) => {
+                let hash = vote.hash();
+                if self.files[file].entries.insert(hash, number).is_some() {
+                    let message = format!("entry {hash} appears more than once");
+                    return self.fail(4, file, Some(number), Some(hash), "duplicate_entry", message);
+                }
+                self.passed[4] += 1;
+                self.votes.entry(hash).or_insert((vote, file, number));
+            }
+            Record::Attestation(a) => self.files[file].attestations.push((number, a)),
+        }
+    }
+
+    fn poll_record(&mut self, file: usize, number: u64, poll: Poll) {
+        self.files[file].has_poll = true;
+        if let Err(e) = poll.verify() {
+            return self.fail(2, file, Some(number), None, "bad_poll_signature", e.to_string());
+        }
+        if let Some(header) = &self.files[file].header {
+            if header.poll != poll.id {
+                let message = format!("poll {} is not the poll {} the header names", poll.id, header.poll);
+                return self.fail(2, file, Some(number), None, "poll_mismatch", message);
+            }
+        }
+        match &self.poll {
+            Some(known) if known.id != poll.id => {
+                let message = format!("poll {} differs from poll {} of the other files", poll.id, known.id);
+                self.fail(2, file, Some(number), None, "poll_mismatch", message);
+            }
+            Some(_) => self.passed[2] += 1,
+            None => {
+                self.passed[2] += 1;
+                self.poll = Some(poll);
+            }
+        }
+    }
+
+    /// Runs the entry and attestation checks and recounts. `admit` decides
+    /// admission for a batch of votes: pass [`crate::admit_batch`], or a
+    /// function that spreads the same call over threads.
+    pub fn finish(mut self, admit: impl Fn(&Poll, &[Vote]) -> Vec<Result<(), Rejection>>) -> Report {
+        let Some(poll) = self.poll.clone() else {
+            let message = "no valid poll definition in any file".to_string();
+            self.fail_global(2, "missing_poll", message);
+            return self.report(None, None, None, Vec::new());
+        };
+
+        let votes: Vec<(EntryHash, (Vote, usize, u64))> = std::mem::take(&mut self.votes).into_iter().collect();
+        let batch: Vec<Vote> = votes.iter().map(|(_, (v, _, _))| v.clone()).collect();
+        let verdicts = admit(&poll, &batch);
+
+        let mut tally = TallyState::new(poll.option_count());
+        let mut admitted = Vec::with_capacity(batch.len());
+        for ((hash, (_, file, line)), (vote, verdict)) in votes.iter().zip(batch.iter().zip(verdicts)) {
+            match verdict {
+                Ok(()) => {
+                    self.passed[5] += 1;
+                    self.passed[6] += 1;
+                    tally.add(vote);
+                    admitted.push(*hash);
+                }
+                Err(rejection) => {
+                    let check = match rejection {
+                        Rejection::Signature(_) | Rejection::CredentialSignature(_) => {
+                            self.passed[5] += 1;
+                            6
+                        }
+                        _ => 5,
+                    };
+                    let message = format!("entry {hash} rejected: {rejection}");
+                    self.fail(check, *file, Some(*line), Some(*hash), rejection.code(), message);
+                }
+            }
+        }
+
+        self.check_attestations(&poll);
+        let digest = digest_sorted(&admitted).expect("BTreeMap order");
+        let equivocations = tally.equivocations();
+        self.report(Some(&poll), Some(tally.tally()), Some(digest), equivocations)
+    }
+
+    fn fail_global(&mut self, check: u8, code: &str, message: String) {
+        self.failures.push(Failure {
+            check,
+            file: String::new(),
+            line: None,
+            entry: None,
+            code: code.into(),
+            message,
+        });
+    }
+
+    fn check_attestations(&mut self, poll: &Poll) {
+        for file in 0..self.files.len() {
+            let digest = digest_sorted(self.files[file].entries.keys()).expect("BTreeMap order");
+            let count = self.files[file].entries.len() as u64;
+            let attestations = std::mem::take(&mut self.files[file].attestations);
+
+            if !self.files[file].has_poll {
+                let message = "file carries no poll definition".to_string();
+                self.fail(2, file, None, None, "missing_poll", message);
+            }
+            if attestations.is_empty() {
+                let message = "file carries no attestation".to_string();
+                self.fail(7, file, None, None, "missing_attestation", message);
+            } else {
+                self.passed[7] += 1;
+            }
+
+            for (line, a) in &attestations {
+                if let Err(e) = a.verify() {
+                    self.fail(8, file, Some(*line), None, "bad_attestation_signature", e.to_string());
+                    continue;
+                }
+                if a.poll != poll.id {
+                    let message = format!("attestation is for poll {}, not {}", a.poll, poll.id);
+                    self.fail(8, file, Some(*line), None, "attestation_poll_mismatch", message);
+                    continue;
+                }
+                self.passed[8] += 1;
+
+                if a.digest != digest || a.entries != count {
+                    let message = format!(
+                        "node {} attested {} entries with digest {}, the file holds {} entries with digest {}",
+                        a.node.short(), a.entries, a.digest, count, digest
+                    );
+                    self.fail(9, file, Some(*line), None, "attestation_mismatch", message);
+                } else {
+                    self.passed[9] += 1;
+                }
+            }
+            self.files[file].attestations = attestations;
+        }
+    }
+
+    fn report(
+        mut self,
+        poll: Option<&Poll>,
+        tally: Option<Tally>,
+        digest: Option<Digest>,
+        equivocations: Vec<Equivocation>,
+    ) -> Report {
+        self.failures.sort_by_key(|f| f.check);
+        let checks = CHECKS
+            .iter()
+            .map(|&(number, name)| CheckSummary {
+                number,
+                name,
+                passed: self.passed[number as usize],
+                failed: self.failures.iter().filter(|f| f.check == number).count() as u64,
+            })
+            .collect();
+        let files = self
+            .files
+            .iter()
+            .map(|f| FileSummary {
+                name: f.name.clone(),
+                node: f.header.as_ref().map(|h| h.node),
+                entries: f.entries.len() as u64,
+                digest: digest_sorted(f.entries.keys()).expect("BTreeMap order"),
+                attestations: f.attestations.len() as u64,
+            })
+            .collect();
+        Report {
+            poll: poll.map(|p| p.id),
+            title: poll.map(|p| p.draft.title.clone()),
+            options: poll.map(|p| p.draft.options.clone()).unwrap_or_default(),
+            checks,
+            failures: self.failures,
+            files,
+            tally,
+            digest,
+            equivocations,
+        }
+    }
+}
+
+/// Convenience: audits files given as `(name, text)` with [`admit_batch`].
+pub fn audit_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Report {
+    let mut audit = Audit::new();
+    for (name, text) in files {
+        let file = audit.start_file(name);
+        for line in text.lines() {
+            audit.push_line(file, line);
+        }
+    }
+    audit.finish(admit_batch)
+}
