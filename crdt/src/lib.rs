@@ -68,6 +68,7 @@ mod encoding;
 mod error;
 pub mod export;
 mod ids;
+mod parallel;
 mod poll;
 mod signature;
 mod state;
@@ -78,6 +79,7 @@ mod vote;
 pub use admit::{admit, admit_batch, check_form};
 pub use digest::{digest_sorted, DigestBuilder, OrderError};
 pub use error::{DecodeError, Rejection, SignatureError, SignedByError};
+pub use parallel::admit_parallel;
 pub use ids::{Digest, EntryHash, PollId, PublicKey, Signature, VoteId};
 pub use poll::{
     Eligibility, Poll, PollDraft, PollJsonError, MAX_ALLOW_LIST, MAX_OPTIONS, MAX_OPTION_BYTES,
