@@ -181,6 +181,10 @@ impl Audit {
         self.files[file].lines += 1;
         let number = self.files[file].lines;
         if line.trim().is_empty() {
+            if number == 1 {
+                let message = "the first line is blank, not a header".to_string();
+                self.fail(1, file, Some(number), None, "missing_header", message);
+            }
             return;
         }
 
@@ -191,7 +195,12 @@ impl Audit {
             }
             Err(e) => {
                 let message = format!("line does not decode: {e}");
-                return self.fail(3, file, Some(number), None, "undecodable_line", message);
+                self.fail(3, file, Some(number), None, "undecodable_line", message);
+                if number == 1 {
+                    let message = "the first line is not a header".to_string();
+                    self.fail(1, file, Some(number), None, "missing_header", message);
+                }
+                return;
             }
         };
 
@@ -269,6 +278,14 @@ impl Audit {
     /// admission for a batch of votes: pass [`crate::admit_batch`], or a
     /// function that spreads the same call over threads.
     pub fn finish(mut self, admit: impl Fn(&Poll, &[Vote]) -> Vec<Result<(), Rejection>>) -> Report {
+        // A file with no line at all has no first line for check 1 to fail on.
+        for file in 0..self.files.len() {
+            if self.files[file].lines == 0 {
+                let message = "file is empty: it has no header".to_string();
+                self.fail(1, file, None, None, "missing_header", message);
+            }
+        }
+
         let Some(poll) = self.poll.clone() else {
             let message = "no valid poll definition in any file".to_string();
             self.fail_global(2, "missing_poll", message);

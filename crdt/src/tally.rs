@@ -110,7 +110,7 @@ impl TallyState {
                 }
             }
         }
-        found.sort_by(|a, b| (a.voter, a.seq).cmp(&(b.voter, b.seq)));
+        found.sort_by_key(|e| (e.voter, e.seq));
         found
     }
 }

@@ -1,0 +1,535 @@
+//! The HTTP API: router, shared state and handlers.
+//!
+//! Every response is JSON except `/healthz`, `/readyz` (text), `/metrics`
+//! (Prometheus text) and exports (NDJSON). Every error is
+//! `{"error":{"code":..,"message":..}}`: see [`ApiError`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crdt::export::{Header, Record};
+use crdt::{
+    admit_batch, Attestation, DigestBuilder, EntryHash, Poll, PollId, PublicKey, Receipt,
+    Rejection, SecretKey, SignedTally, Vote,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::clock::now_ms;
+use crate::commit::{Committer, Status};
+use crate::error::ApiError;
+use crate::extract::{json_message, parse_id, ApiPath, JsonBody};
+use crate::metrics::{HttpLabels, Metrics};
+use crate::state::{PollSlot, Polls};
+use crate::store::Store;
+
+/// Export lines are sent in chunks of about this many bytes.
+const EXPORT_CHUNK: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Shared>);
+
+pub(crate) struct Shared {
+    pub(crate) key: Arc<SecretKey>,
+    pub(crate) node: PublicKey,
+    pub(crate) polls: Arc<Polls>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) committer: Committer,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) body_limit: usize,
+    pub(crate) max_batch: usize,
+}
+
+impl AppState {
+    pub(crate) fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+
+    pub(crate) fn body_limit(&self) -> usize {
+        self.0.body_limit
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<PollSlot>, ApiError> {
+        let id: PollId = parse_id("poll id", id)?;
+        self.0
+            .polls
+            .get(&id)
+            .ok_or_else(|| ApiError::unknown_poll(&id))
+    }
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    let metrics = state.0.metrics.clone();
+    let limit = state.0.body_limit;
+    Router::new()
+        .route("/v1/polls", post(create_poll).get(list_polls))
+        .route("/v1/polls/{id}", get(get_poll))
+        .route("/v1/polls/{id}/votes", post(submit_vote))
+        .route("/v1/polls/{id}/votes/batch", post(submit_batch))
+        .route("/v1/polls/{id}/entries/{hash}", get(get_entry))
+        .route("/v1/polls/{id}/tally", get(tally))
+        .route("/v1/polls/{id}/export", get(export))
+        .route("/v1/node", get(node_info))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Counts requests by route and status, inside a span naming the route.
+async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = req.method().to_string();
+    let span = tracing::debug_span!("request", %method, %route);
+
+    let response = next.run(req).instrument(span).await;
+
+    // Client mistakes are the client's to fix: debug, never error.
+    let status = response.status();
+    if status.is_client_error() {
+        tracing::debug!(%method, %route, status = status.as_u16(), "request refused");
+    }
+    let labels = HttpLabels {
+        route,
+        method,
+        status: response.status().as_u16(),
+    };
+    metrics.http_requests.get_or_create(&labels).inc();
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this path",
+    )
+}
+
+async fn node_info(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "node": state.0.node, "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.0.committer.is_running() {
+        return "ready".into_response();
+    }
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        "the committer is not running",
+    )
+    .into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.0.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn create_poll(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let poll = Poll::from_json(&body).map_err(|e| match e {
+        crdt::PollJsonError::Json(message) => ApiError::invalid_json(message),
+        crdt::PollJsonError::IdMismatch { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "poll_id_mismatch",
+            e.to_string(),
+        ),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_poll",
+            other.to_string(),
+        ),
+    })?;
+    poll.verify().map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_poll_signature",
+            e.to_string(),
+        )
+    })?;
+
+    let json = Json(serde_json::to_value(&poll).unwrap_or(Value::Null));
+    if state.0.polls.get(&poll.id).is_some() {
+        return Ok((StatusCode::OK, json).into_response());
+    }
+    let id = poll.id;
+    let new = state.0.committer.poll(poll).await?;
+    if new {
+        tracing::info!(poll = %id.short(), "poll created");
+    }
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, json).into_response())
+}
+
+async fn list_polls(State(state): State<AppState>) -> Json<Value> {
+    let polls: Vec<Value> = state
+        .0
+        .polls
+        .list()
+        .iter()
+        .map(|p| json!({ "id": p.id, "title": p.draft.title }))
+        .collect();
+    Json(Value::Array(polls))
+}
+
+async fn get_poll(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state.slot(&id)?;
+    Ok(Json(
+        serde_json::to_value(&*slot.poll).unwrap_or(Value::Null),
+    ))
+}
+
+async fn submit_vote(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(vote): JsonBody<Vote>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state.slot(&id)?;
+    if vote.body().poll != slot.poll.id {
+        let rejection = Rejection::WrongPoll {
+            expected: slot.poll.id,
+            found: vote.body().poll,
+        };
+        state.0.metrics.votes_received.inc();
+        state.0.metrics.rejected(rejection.code());
+        return Err(ApiError::rejected(&rejection));
+    }
+
+    let mut results = admit_and_store(&state, slot, vec![vote]).await?;
+    let (receipt, status) = results
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::invalid_json("no vote")))?;
+    Ok(Json(
+        json!({ "receipt": receipt, "status": status.as_str() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    votes: Vec<Value>,
+}
+
+async fn submit_batch(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(batch): JsonBody<Batch>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state.slot(&id)?;
+    if batch.votes.len() > state.0.max_batch {
+        let message = format!(
+            "batch of {} votes exceeds the limit of {}",
+            batch.votes.len(),
+            state.0.max_batch
+        );
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            message,
+        ));
+    }
+
+    // A malformed item fails alone; the others go on.
+    let parsed: Vec<Result<Vote, ApiError>> = batch
+        .votes
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v)
+                .map_err(|e| ApiError::invalid_json(format!("votes[{i}]: {}", json_message(&e))))
+        })
+        .collect();
+    let votes: Vec<Vote> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut stored = admit_and_store(&state, slot, votes).await?.into_iter();
+
+    let results: Vec<Value> = parsed
+        .into_iter()
+        .map(|item| {
+            match item.and_then(|_| {
+                stored
+                    .next()
+                    .unwrap_or_else(|| Err(ApiError::invalid_json("lost")))
+            }) {
+                Ok((receipt, status)) => json!({ "receipt": receipt, "status": status.as_str() }),
+                Err(error) => error.body(),
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+enum Verdict {
+    /// Already in the replica (so durable), first stored at this time.
+    Held(u64),
+    Admitted,
+    Rejected(Rejection),
+}
+
+type ItemResult = Result<(Receipt, Status), ApiError>;
+
+/// Admission, group commit and receipts for votes of one poll. One result
+/// per vote, in order. `Err` only when the store fails.
+async fn admit_and_store(
+    state: &AppState,
+    slot: Arc<PollSlot>,
+    votes: Vec<Vote>,
+) -> Result<Vec<ItemResult>, ApiError> {
+    let metrics = &state.0.metrics;
+    metrics.votes_received.inc_by(votes.len() as u64);
+    let poll = slot.poll.id;
+
+    // Held entries skip verification; the rest are admitted in one batch (CPU heavy).
+    let store = state.0.store.clone();
+    let (votes, verdicts) = blocking(move || judge(&*store, &slot, votes)).await??;
+
+    let admitted: Vec<Vote> = votes
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| matches!(v, Verdict::Admitted))
+        .map(|(v, _)| v.clone())
+        .collect();
+    metrics.votes_accepted.inc_by(admitted.len() as u64);
+    let mut durable = if admitted.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        state.0.committer.votes(poll, admitted).await?.into_iter()
+    };
+
+    let mut outcomes = Vec::with_capacity(votes.len());
+    for verdict in verdicts {
+        let outcome = match verdict {
+            Verdict::Held(at) => Ok((at, Status::Duplicate)),
+            Verdict::Admitted => match durable.next() {
+                Some(d) => Ok((d.received_at, d.status)),
+                None => Err(ApiError::storage(&crate::error::CommitError::Stopped)),
+            },
+            Verdict::Rejected(rejection) => {
+                metrics.rejected(rejection.code());
+                tracing::debug!(poll = %poll.short(), code = rejection.code(), "vote rejected");
+                Err(ApiError::rejected(&rejection))
+            }
+        };
+        if matches!(outcome, Ok((_, Status::Duplicate))) {
+            metrics.votes_duplicate.inc();
+        }
+        outcomes.push(outcome);
+    }
+
+    // Signing is ~20 µs a receipt: keep big batches off the async workers.
+    let key = state.0.key.clone();
+    blocking(move || {
+        votes
+            .iter()
+            .zip(outcomes)
+            .map(|(vote, outcome)| {
+                outcome.map(|(at, status)| (Receipt::sign(&key, poll, vote.hash(), at), status))
+            })
+            .collect()
+    })
+    .await
+}
+
+fn judge(
+    store: &dyn Store,
+    slot: &PollSlot,
+    votes: Vec<Vote>,
+) -> Result<(Vec<Vote>, Vec<Verdict>), ApiError> {
+    let mut verdicts = Vec::with_capacity(votes.len());
+    let mut fresh = Vec::new();
+    for vote in &votes {
+        let held = if slot.contains(&vote.hash()) {
+            store.received_at(&slot.poll.id, &vote.hash()).map_err(|e| {
+                tracing::error!(poll = %slot.poll.id.short(), error = %e, "reading a held entry failed");
+                ApiError::storage(&crate::error::CommitError::Storage(Arc::new(e)))
+            })?
+        } else {
+            None
+        };
+        match held {
+            Some(at) => verdicts.push(Verdict::Held(at)),
+            None => {
+                verdicts.push(Verdict::Admitted);
+                fresh.push(vote.clone());
+            }
+        }
+    }
+
+    let mut checks = admit_batch(&slot.poll, &fresh).into_iter();
+    for verdict in verdicts
+        .iter_mut()
+        .filter(|v| matches!(v, Verdict::Admitted))
+    {
+        if let Some(Err(rejection)) = checks.next() {
+            *verdict = Verdict::Rejected(rejection);
+        }
+    }
+    Ok((votes, verdicts))
+}
+
+async fn get_entry(
+    State(state): State<AppState>,
+    ApiPath((id, hash)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state.slot(&id)?;
+    let hash: EntryHash = parse_id("entry hash", &hash)?;
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_entry",
+            format!("entry {hash} is not held"),
+        )
+    };
+    if !slot.contains(&hash) {
+        return Err(unknown());
+    }
+
+    let store = state.0.store.clone();
+    let poll = slot.poll.id;
+    let at = blocking(move || store.received_at(&poll, &hash))
+        .await?
+        .map_err(|e| {
+            tracing::error!(poll = %poll.short(), error = %e, "reading a held entry failed");
+            ApiError::storage(&crate::error::CommitError::Storage(Arc::new(e)))
+        })?;
+    let at = at.ok_or_else(unknown)?;
+    Ok(Json(
+        json!({ "receipt": Receipt::sign(&state.0.key, poll, hash, at) }),
+    ))
+}
+
+async fn tally(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state.slot(&id)?;
+    let poll = slot.poll.clone();
+    let view = blocking(move || slot.tally_view()).await?;
+
+    let counts = view.tally.counts.clone();
+    let signed = SignedTally::sign(
+        &state.0.key,
+        poll.id,
+        view.digest,
+        view.tally.entries,
+        counts,
+        now_ms(),
+    );
+    Ok(Json(json!({
+        "poll": poll.id,
+        "options": poll.draft.options,
+        "counts": view.tally.counts,
+        "voters": view.tally.voters,
+        "entries": view.tally.entries,
+        "digest": view.digest,
+        "equivocations": view.equivocations,
+        "signed": signed,
+    })))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let slot = state.slot(&id)?;
+    let poll = slot.poll.clone();
+    let key = state.0.key.clone();
+    // A consistent snapshot: the attestation covers exactly the entries written.
+    let votes = blocking(move || slot.snapshot()).await?;
+    tracing::debug!(poll = %poll.id.short(), entries = votes.len(), "export started");
+
+    let (chunks, body) = tokio::sync::mpsc::channel::<Result<String, Infallible>>(4);
+    tokio::task::spawn_blocking(move || write_export(&key, &poll, votes, chunks));
+
+    let stream = tokio_stream::wrappers::ReceiverStream::new(body);
+    let headers = [(header::CONTENT_TYPE, "application/x-ndjson")];
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// Writes the export lines into `chunks`; stops if the client goes away.
+fn write_export(
+    key: &SecretKey,
+    poll: &Poll,
+    votes: Vec<Vote>,
+    chunks: tokio::sync::mpsc::Sender<Result<String, Infallible>>,
+) {
+    let mut buf = String::with_capacity(EXPORT_CHUNK + 4096);
+    let push = |buf: &mut String, record: Record| {
+        buf.push_str(&record.to_line());
+        buf.push('\n');
+    };
+    push(
+        &mut buf,
+        Record::Header(Header::new(poll.id, key.public(), now_ms())),
+    );
+    push(&mut buf, Record::Poll(poll.clone()));
+
+    let mut digest = DigestBuilder::new();
+    for vote in votes {
+        if let Err(e) = digest.push(vote.hash()) {
+            // The snapshot comes from a BTreeMap: out of order means a broken invariant.
+            tracing::error!(poll = %poll.id.short(), error = %e, "export aborted");
+            return;
+        }
+        push(&mut buf, Record::Entry(vote));
+        if buf.len() >= EXPORT_CHUNK && chunks.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
+        {
+            return;
+        }
+    }
+
+    let attestation = Attestation::sign(key, poll.id, digest.root(), digest.count(), now_ms());
+    push(&mut buf, Record::Attestation(attestation));
+    let _ = chunks.blocking_send(Ok(buf));
+}
+
+/// Runs CPU-heavy or blocking work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "blocking task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed inside the node",
+        )
+    })
+}

@@ -1,0 +1,166 @@
+//! Node configuration: embedded defaults, then a TOML file, then
+//! `VOTEMESH_*` environment variables, then command-line flags, each layer
+//! overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// The keys a config file or `VOTEMESH_<KEY>` may set.
+const KEYS: [&str; 5] = [
+    "data_dir",
+    "listen",
+    "log_format",
+    "body_limit",
+    "max_batch",
+];
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the node key and the sled store.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Most votes accepted in one batch request.
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./votemesh-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            log_format: LogFormat::Human,
+            body_limit: 8 * 1024 * 1024,
+            max_batch: 10_000,
+        }
+    }
+}
+
+/// The flags of `votemesh-node run`. A flag left out falls back to its
+/// environment variable, then to the config file, then to the default.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct RunArgs {
+    /// TOML config file with any of the keys data_dir, listen, log_format,
+    /// body_limit, max_batch. Optional: without it the node runs on defaults.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the node key (node.key) and the vote store (sled/).
+    /// Created if missing. [env: VOTEMESH_DATA_DIR] [default: ./votemesh-data]
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address and port of the HTTP API; port 0 picks a free port, reported
+    /// in the start-up line on stdout. [env: VOTEMESH_LISTEN] [default: 127.0.0.1:7400]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+
+    /// Format of the logs written to stderr (filter them with RUST_LOG).
+    /// [env: VOTEMESH_LOG_FORMAT] [default: human]
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+
+    /// Largest request body accepted, in bytes; larger requests get 413
+    /// body_too_large. [env: VOTEMESH_BODY_LIMIT] [default: 8388608, room for a full batch of 10000 votes]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<usize>,
+
+    /// Most votes in one batch request; larger batches get 413
+    /// batch_too_large. [env: VOTEMESH_MAX_BATCH] [default: 10000]
+    #[arg(long, value_name = "VOTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
+}
+
+impl Config {
+    /// Merges defaults, the config file named by `args`, the process
+    /// environment and the flags, in that order of increasing precedence.
+    pub fn load(args: &RunArgs) -> Result<Config, ConfigError> {
+        Self::figment(args, args.config.as_deref(), Env::prefixed("VOTEMESH_"))
+            .extract()
+            .map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    fn figment(args: &RunArgs, file: Option<&Path>, env: Env) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(env.only(&KEYS))
+            .merge(Serialized::globals(args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nmax_batch = 7\nbody_limit = 99\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            max_batch: Some(3),
+            ..RunArgs::default()
+        };
+
+        let config: Config =
+            Config::figment(&args, Some(&file), Env::prefixed("VOTEMESH_TEST_NONE_"))
+                .extract()
+                .unwrap();
+
+        assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.body_limit, 99);
+        assert_eq!(config.max_batch, 3);
+        assert_eq!(config.data_dir, Config::default().data_dir);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "listne = \"0.0.0.0:9000\"\n").unwrap();
+
+        let result: Result<Config, _> = Config::figment(
+            &RunArgs::default(),
+            Some(&file),
+            Env::prefixed("VOTEMESH_TEST_NONE_"),
+        )
+        .extract();
+
+        assert!(result.is_err());
+    }
+}

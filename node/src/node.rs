@@ -1,0 +1,136 @@
+//! A running node: start (key, store, rebuild, committer, listener), serve,
+//! shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use crdt::PublicKey;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, Shared};
+use crate::commit::Committer;
+use crate::config::Config;
+use crate::error::StartError;
+use crate::metrics::Metrics;
+use crate::state::Polls;
+use crate::store::{SledStore, Store};
+
+/// A node that has rebuilt its state and bound its listener, ready to serve.
+pub struct Node {
+    listener: TcpListener,
+    addr: SocketAddr,
+    public: PublicKey,
+    router: Router,
+    store: Arc<dyn Store>,
+    committer: JoinHandle<()>,
+}
+
+impl Node {
+    /// Loads or creates the node key, opens the store, rebuilds every poll's
+    /// state from it, starts the committer and binds the listener.
+    pub async fn start(config: &Config) -> Result<Node, StartError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let key = Arc::new(crate::key::load_or_create(&dir.join("node.key"))?);
+        let public = key.public();
+        tracing::info!(node = %public.short(), data_dir = %dir.display(), "starting");
+
+        let opened = tokio::task::spawn_blocking(move || {
+            let store = SledStore::open(&dir.join("sled"))?;
+            let (polls, rebuilt) = Polls::rebuild(&store)?;
+            Ok::<_, StartError>((store, polls, rebuilt))
+        })
+        .await
+        .map_err(|e| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let (store, polls, rebuilt) = opened?;
+        tracing::info!(
+            polls = rebuilt.polls,
+            entries = rebuilt.entries,
+            took_ms = rebuilt.took.as_millis() as u64,
+            "state rebuilt from disk"
+        );
+
+        let store: Arc<dyn Store> = Arc::new(store);
+        let polls = Arc::new(polls);
+        let metrics = Arc::new(Metrics::new());
+        for poll in polls.list() {
+            let entries = polls.get(&poll.id).map_or(0, |slot| slot.len());
+            metrics.set_entries(&poll.id, entries);
+        }
+        let (committer, task) = Committer::spawn(store.clone(), polls.clone(), metrics.clone());
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let state = AppState::new(Shared {
+            key,
+            node: public,
+            polls,
+            store: store.clone(),
+            committer,
+            metrics,
+            body_limit: config.body_limit,
+            max_batch: config.max_batch,
+        });
+        Ok(Node {
+            listener,
+            addr,
+            public,
+            router: api::router(state),
+            store,
+            committer: task,
+        })
+    }
+
+    /// The address the listener is bound to (with the real port if 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The node's public key, which signs its receipts, tallies and exports.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight
+    /// finish and syncs the store once more.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(node = %self.public.short(), addr = %self.addr, "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+
+        // Acknowledged votes are already durable; this covers nothing but tidiness.
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.sync()).await {
+            Ok(Ok(())) => tracing::info!(node = %self.public.short(), "stopped"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "final sync failed; acknowledged votes were synced already")
+            }
+            Err(e) => tracing::warn!(error = %e, "final sync task failed"),
+        }
+        self.committer.abort();
+        Ok(())
+    }
+}
