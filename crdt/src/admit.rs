@@ -18,7 +18,10 @@ pub fn check_form(poll: &Poll, vote: &Vote) -> Result<(), Rejection> {
     let draft = &poll.draft;
 
     if body.poll != poll.id {
-        return Err(Rejection::WrongPoll { expected: poll.id, found: body.poll });
+        return Err(Rejection::WrongPoll {
+            expected: poll.id,
+            found: body.poll,
+        });
     }
     if body.choice as usize >= draft.options.len() {
         return Err(Rejection::UnknownOption {
@@ -88,7 +91,11 @@ pub fn admit_batch(poll: &Poll, votes: &[Vote]) -> Vec<Result<(), Rejection>> {
         items.push(vote.signed_message());
         owners.push((i, false));
         if let (Some(bytes), Some(c)) = (&credential_bytes[i], &vote.body().credential) {
-            items.push(SignedMessage { key: &c.registrar, message: bytes, signature: &c.signature });
+            items.push(SignedMessage {
+                key: &c.registrar,
+                message: bytes,
+                signature: &c.signature,
+            });
             owners.push((i, true));
         }
     }
@@ -122,7 +129,9 @@ mod tests {
 
     #[test]
     fn each_rule_rejects_with_its_own_reason() {
-        let poll = sample_draft().sign(&SecretKey::from_seed(&[9; 32])).unwrap();
+        let poll = sample_draft()
+            .sign(&SecretKey::from_seed(&[9; 32]))
+            .unwrap();
         let mut late = body(poll.id, 0, 1);
         late.cast_at = poll.draft.closes_at;
         let mut forged = body(poll.id, 0, 1).sign(&voter());
@@ -130,22 +139,36 @@ mod tests {
 
         assert_eq!(admit(&poll, &body(poll.id, 0, 1).sign(&voter())), Ok(()));
         assert!(matches!(
-            admit(&poll, &body(crate::ids::PollId([1; 32]), 0, 1).sign(&voter())),
+            admit(
+                &poll,
+                &body(crate::ids::PollId([1; 32]), 0, 1).sign(&voter())
+            ),
             Err(Rejection::WrongPoll { .. })
         ));
         assert!(matches!(
             admit(&poll, &body(poll.id, 3, 1).sign(&voter())),
-            Err(Rejection::UnknownOption { choice: 3, options: 3 })
+            Err(Rejection::UnknownOption {
+                choice: 3,
+                options: 3
+            })
         ));
-        assert!(matches!(admit(&poll, &late.sign(&voter())), Err(Rejection::OutsideWindow { .. })));
-        assert!(matches!(admit(&poll, &forged), Err(Rejection::Signature(_))));
+        assert!(matches!(
+            admit(&poll, &late.sign(&voter())),
+            Err(Rejection::OutsideWindow { .. })
+        ));
+        assert!(matches!(
+            admit(&poll, &forged),
+            Err(Rejection::Signature(_))
+        ));
     }
 
     #[test]
     fn credential_polls_need_the_named_registrars_credential() {
         let registrar = SecretKey::from_seed(&[4; 32]);
         let mut draft = sample_draft();
-        draft.eligibility = Eligibility::Credential { registrar: registrar.public() };
+        draft.eligibility = Eligibility::Credential {
+            registrar: registrar.public(),
+        };
         let poll = draft.sign(&SecretKey::from_seed(&[9; 32])).unwrap();
         let with = |c: Option<Credential>| {
             let mut b = body(poll.id, 0, 1);
@@ -172,7 +195,9 @@ mod tests {
     #[test]
     fn allow_list_polls_admit_only_listed_keys() {
         let mut draft = sample_draft();
-        draft.eligibility = Eligibility::AllowList { voters: vec![voter().public()] };
+        draft.eligibility = Eligibility::AllowList {
+            voters: vec![voter().public()],
+        };
         let poll = draft.sign(&SecretKey::from_seed(&[9; 32])).unwrap();
         let stranger = SecretKey::from_seed(&[5; 32]);
 

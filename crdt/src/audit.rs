@@ -36,14 +36,26 @@ use crate::vote::Vote;
 /// The numbered checks, as `(number, name)`.
 pub const CHECKS: [(u8, &str); 9] = [
     (1, "header names a supported format and version"),
-    (2, "poll is signed by its organizer and is the poll named everywhere"),
+    (
+        2,
+        "poll is signed by its organizer and is the poll named everywhere",
+    ),
     (3, "every line decodes as a record"),
     (4, "no entry appears twice in one file"),
-    (5, "every entry is for an option, inside the window, and eligible"),
-    (6, "every entry signature and credential passes the acceptance rule"),
+    (
+        5,
+        "every entry is for an option, inside the window, and eligible",
+    ),
+    (
+        6,
+        "every entry signature and credential passes the acceptance rule",
+    ),
     (7, "every file carries at least one attestation"),
     (8, "every attestation is signed by its node for this poll"),
-    (9, "every attestation matches the digest and count of its file"),
+    (
+        9,
+        "every attestation matches the digest and count of its file",
+    ),
 ];
 
 /// One failed check.
@@ -171,9 +183,24 @@ impl Audit {
         self.files.len() - 1
     }
 
-    fn fail(&mut self, check: u8, file: usize, line: Option<u64>, entry: Option<EntryHash>, code: &str, message: String) {
+    fn fail(
+        &mut self,
+        check: u8,
+        file: usize,
+        line: Option<u64>,
+        entry: Option<EntryHash>,
+        code: &str,
+        message: String,
+    ) {
         let file = self.files[file].name.clone();
-        self.failures.push(Failure { check, file, line, entry, code: code.into(), message });
+        self.failures.push(Failure {
+            check,
+            file,
+            line,
+            entry,
+            code: code.into(),
+            message,
+        });
     }
 
     /// Feeds the next line of file `file`. Blank lines are skipped.
@@ -241,7 +268,14 @@ impl Audit {
                 let hash = vote.hash();
                 if self.files[file].entries.insert(hash, number).is_some() {
                     let message = format!("entry {hash} appears more than once");
-                    return self.fail(4, file, Some(number), Some(hash), "duplicate_entry", message);
+                    return self.fail(
+                        4,
+                        file,
+                        Some(number),
+                        Some(hash),
+                        "duplicate_entry",
+                        message,
+                    );
                 }
                 self.passed[4] += 1;
                 self.votes.entry(hash).or_insert((vote, file, number));
@@ -253,17 +287,30 @@ impl Audit {
     fn poll_record(&mut self, file: usize, number: u64, poll: Poll) {
         self.files[file].has_poll = true;
         if let Err(e) = poll.verify() {
-            return self.fail(2, file, Some(number), None, "bad_poll_signature", e.to_string());
+            return self.fail(
+                2,
+                file,
+                Some(number),
+                None,
+                "bad_poll_signature",
+                e.to_string(),
+            );
         }
         if let Some(header) = &self.files[file].header {
             if header.poll != poll.id {
-                let message = format!("poll {} is not the poll {} the header names", poll.id, header.poll);
+                let message = format!(
+                    "poll {} is not the poll {} the header names",
+                    poll.id, header.poll
+                );
                 return self.fail(2, file, Some(number), None, "poll_mismatch", message);
             }
         }
         match &self.poll {
             Some(known) if known.id != poll.id => {
-                let message = format!("poll {} differs from poll {} of the other files", poll.id, known.id);
+                let message = format!(
+                    "poll {} differs from poll {} of the other files",
+                    poll.id, known.id
+                );
                 self.fail(2, file, Some(number), None, "poll_mismatch", message);
             }
             Some(_) => self.passed[2] += 1,
@@ -277,7 +324,10 @@ impl Audit {
     /// Runs the entry and attestation checks and recounts. `admit` decides
     /// admission for a batch of votes: pass [`crate::admit_batch`], or a
     /// function that spreads the same call over threads.
-    pub fn finish(mut self, admit: impl Fn(&Poll, &[Vote]) -> Vec<Result<(), Rejection>>) -> Report {
+    pub fn finish(
+        mut self,
+        admit: impl Fn(&Poll, &[Vote]) -> Vec<Result<(), Rejection>>,
+    ) -> Report {
         // A file with no line at all has no first line for check 1 to fail on.
         for file in 0..self.files.len() {
             if self.files[file].lines == 0 {
@@ -292,13 +342,16 @@ impl Audit {
             return self.report(None, None, None, Vec::new());
         };
 
-        let votes: Vec<(EntryHash, (Vote, usize, u64))> = std::mem::take(&mut self.votes).into_iter().collect();
+        let votes: Vec<(EntryHash, (Vote, usize, u64))> =
+            std::mem::take(&mut self.votes).into_iter().collect();
         let batch: Vec<Vote> = votes.iter().map(|(_, (v, _, _))| v.clone()).collect();
         let verdicts = admit(&poll, &batch);
 
         let mut tally = TallyState::new(poll.option_count());
         let mut admitted = Vec::with_capacity(batch.len());
-        for ((hash, (_, file, line)), (vote, verdict)) in votes.iter().zip(batch.iter().zip(verdicts)) {
+        for ((hash, (_, file, line)), (vote, verdict)) in
+            votes.iter().zip(batch.iter().zip(verdicts))
+        {
             match verdict {
                 Ok(()) => {
                     self.passed[5] += 1;
@@ -315,7 +368,14 @@ impl Audit {
                         _ => 5,
                     };
                     let message = format!("entry {hash} rejected: {rejection}");
-                    self.fail(check, *file, Some(*line), Some(*hash), rejection.code(), message);
+                    self.fail(
+                        check,
+                        *file,
+                        Some(*line),
+                        Some(*hash),
+                        rejection.code(),
+                        message,
+                    );
                 }
             }
         }
@@ -323,7 +383,12 @@ impl Audit {
         self.check_attestations(&poll);
         let digest = digest_sorted(&admitted).expect("BTreeMap order");
         let equivocations = tally.equivocations();
-        self.report(Some(&poll), Some(tally.tally()), Some(digest), equivocations)
+        self.report(
+            Some(&poll),
+            Some(tally.tally()),
+            Some(digest),
+            equivocations,
+        )
     }
 
     fn fail_global(&mut self, check: u8, code: &str, message: String) {
@@ -356,12 +421,26 @@ impl Audit {
 
             for (line, a) in &attestations {
                 if let Err(e) = a.verify() {
-                    self.fail(8, file, Some(*line), None, "bad_attestation_signature", e.to_string());
+                    self.fail(
+                        8,
+                        file,
+                        Some(*line),
+                        None,
+                        "bad_attestation_signature",
+                        e.to_string(),
+                    );
                     continue;
                 }
                 if a.poll != poll.id {
                     let message = format!("attestation is for poll {}, not {}", a.poll, poll.id);
-                    self.fail(8, file, Some(*line), None, "attestation_poll_mismatch", message);
+                    self.fail(
+                        8,
+                        file,
+                        Some(*line),
+                        None,
+                        "attestation_poll_mismatch",
+                        message,
+                    );
                     continue;
                 }
                 self.passed[8] += 1;

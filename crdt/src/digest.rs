@@ -23,7 +23,9 @@ pub struct DigestBuilder {
 
 /// Why a hash could not be added to a [`DigestBuilder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("entry hash {found} does not come after {previous}: the digest needs ascending, unique hashes")]
+#[error(
+    "entry hash {found} does not come after {previous}: the digest needs ascending, unique hashes"
+)]
 pub struct OrderError {
     /// The last hash accepted.
     pub previous: EntryHash,
@@ -41,7 +43,10 @@ impl DigestBuilder {
     pub fn push(&mut self, hash: EntryHash) -> Result<(), OrderError> {
         if let Some(previous) = self.last {
             if hash <= previous {
-                return Err(OrderError { previous, found: hash });
+                return Err(OrderError {
+                    previous,
+                    found: hash,
+                });
             }
         }
         self.last = Some(hash);

@@ -26,7 +26,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(tag: &str) -> Self {
-        let mut w = Self { buf: Vec::with_capacity(256) };
+        let mut w = Self {
+            buf: Vec::with_capacity(256),
+        };
         w.buf.extend_from_slice(tag.as_bytes());
         w.buf.push(0);
         w
@@ -61,6 +63,24 @@ impl Writer {
     pub(crate) fn finish(self) -> Vec<u8> {
         self.buf
     }
+}
+
+/// Fails unless `min <= len <= max`.
+pub(crate) fn check_len(
+    field: &'static str,
+    len: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), DecodeError> {
+    if len < min || len > max {
+        return Err(DecodeError::Length {
+            field,
+            len,
+            min,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// Reads canonical fields, failing with the name of the field that is short.
@@ -116,9 +136,7 @@ impl<'a> Reader<'a> {
         max: usize,
     ) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(field)? as usize;
-        if len < min || len > max {
-            return Err(DecodeError::Length { field, len, min, max });
-        }
+        check_len(field, len, min, max)?;
         self.take(len, field)
     }
 
@@ -169,9 +187,15 @@ mod tests {
     fn reader_rejects_wrong_tag_short_input_and_trailing_bytes() {
         let bytes = Writer::new("t/v1").finish();
 
-        assert!(matches!(Reader::new(&bytes, "t/v2"), Err(DecodeError::WrongTag { .. })));
+        assert!(matches!(
+            Reader::new(&bytes, "t/v2"),
+            Err(DecodeError::WrongTag { .. })
+        ));
         let mut r = Reader::new(&bytes, "t/v1").unwrap();
-        assert!(matches!(r.u32("n"), Err(DecodeError::Truncated { field: "n" })));
+        assert!(matches!(
+            r.u32("n"),
+            Err(DecodeError::Truncated { field: "n" })
+        ));
 
         let mut extra = bytes.clone();
         extra.push(1);
@@ -186,6 +210,9 @@ mod tests {
         let bytes = w.finish();
 
         let mut r = Reader::new(&bytes, "t/v1").unwrap();
-        assert!(matches!(r.bytes("title", 1, 200), Err(DecodeError::Length { .. })));
+        assert!(matches!(
+            r.bytes("title", 1, 200),
+            Err(DecodeError::Length { .. })
+        ));
     }
 }

@@ -164,9 +164,9 @@ impl Rejection {
             Rejection::CredentialSignature(_) => "bad_credential_signature",
             Rejection::NotAllowed(_) => "not_allowed",
             Rejection::Signature(SignatureError::NonCanonicalScalar) => "non_canonical_signature",
-            Rejection::Signature(SignatureError::NonCanonicalKey | SignatureError::SmallOrderKey) => {
-                "bad_voter_key"
-            }
+            Rejection::Signature(
+                SignatureError::NonCanonicalKey | SignatureError::SmallOrderKey,
+            ) => "bad_voter_key",
             Rejection::Signature(_) => "bad_signature",
         }
     }

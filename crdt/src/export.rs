@@ -37,7 +37,13 @@ pub struct Header {
 impl Header {
     /// A header for the current format version.
     pub fn new(poll: PollId, node: PublicKey, exported_at: u64) -> Self {
-        Header { format: FORMAT.into(), version: VERSION, poll, node, exported_at }
+        Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            poll,
+            node,
+            exported_at,
+        }
     }
 }
 
@@ -91,10 +97,18 @@ impl Record {
     /// The record as one line of JSON, without the newline.
     pub fn to_line(&self) -> String {
         let line = match self {
-            Record::Header(header) => Line::Header { header: header.clone() },
-            Record::Poll(poll) => Line::Poll { data: hex::encode(poll.encode()) },
-            Record::Entry(vote) => Line::Entry { data: hex::encode(vote.encoded()) },
-            Record::Attestation(a) => Line::Attestation { data: hex::encode(a.encode()) },
+            Record::Header(header) => Line::Header {
+                header: header.clone(),
+            },
+            Record::Poll(poll) => Line::Poll {
+                data: hex::encode(poll.encode()),
+            },
+            Record::Entry(vote) => Line::Entry {
+                data: hex::encode(vote.encoded()),
+            },
+            Record::Attestation(a) => Line::Attestation {
+                data: hex::encode(a.encode()),
+            },
         };
         serde_json::to_string(&line).expect("records serialize")
     }
@@ -108,9 +122,7 @@ impl Record {
             Line::Header { header } => Record::Header(header),
             Line::Poll { data } => Record::Poll(Poll::decode(&unhex(&data)?)?),
             Line::Entry { data } => Record::Entry(Vote::decode(&unhex(&data)?)?),
-            Line::Attestation { data } => {
-                Record::Attestation(Attestation::decode(&unhex(&data)?)?)
-            }
+            Line::Attestation { data } => Record::Attestation(Attestation::decode(&unhex(&data)?)?),
         })
     }
 }
@@ -126,7 +138,9 @@ mod tests {
     #[test]
     fn every_record_kind_round_trips_through_a_line() {
         let node = SecretKey::from_seed(&[8; 32]);
-        let poll = sample_draft().sign(&SecretKey::from_seed(&[9; 32])).unwrap();
+        let poll = sample_draft()
+            .sign(&SecretKey::from_seed(&[9; 32]))
+            .unwrap();
         let records = vec![
             Record::Header(Header::new(poll.id, node.public(), 42)),
             Record::Entry(body(poll.id, 1, 1).sign(&SecretKey::from_seed(&[1; 32]))),

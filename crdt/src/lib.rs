@@ -79,8 +79,8 @@ mod vote;
 pub use admit::{admit, admit_batch, check_form};
 pub use digest::{digest_sorted, DigestBuilder, OrderError};
 pub use error::{DecodeError, Rejection, SignatureError, SignedByError};
-pub use parallel::admit_parallel;
 pub use ids::{Digest, EntryHash, PollId, PublicKey, Signature, VoteId};
+pub use parallel::admit_parallel;
 pub use poll::{
     Eligibility, Poll, PollDraft, PollJsonError, MAX_ALLOW_LIST, MAX_OPTIONS, MAX_OPTION_BYTES,
     MAX_TITLE_BYTES,

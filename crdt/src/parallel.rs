@@ -29,7 +29,9 @@ pub fn admit_parallel(poll: &Poll, votes: &[Vote]) -> Vec<Result<(), Rejection>>
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(chunk) = chunks.get(i) else { break done };
+                        let Some(chunk) = chunks.get(i) else {
+                            break done;
+                        };
                         done.push((i, admit_batch(poll, chunk)));
                     }
                 })

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::encoding::{tag, Reader, Writer};
+use crate::encoding::{check_len, tag, Reader, Writer};
 use crate::error::{DecodeError, SignedByError};
 use crate::ids::{PollId, PublicKey, Signature};
 use crate::signature::{self, SecretKey, SignedMessage};
@@ -128,10 +128,17 @@ impl PollDraft {
     /// Signs the draft. Fails if the draft breaks a limit of the format
     /// (sort an allow-list first: [`PollDraft::sort_allow_list`]).
     pub fn sign(self, organizer: &SecretKey) -> Result<Poll, DecodeError> {
-        let draft = PollDraft { organizer: organizer.public(), ..self };
+        let draft = PollDraft {
+            organizer: organizer.public(),
+            ..self
+        };
         let bytes = draft.signing_bytes()?;
         let signature = organizer.sign(&bytes);
-        Ok(Poll { id: poll_id(&bytes), draft, signature })
+        Ok(Poll {
+            id: poll_id(&bytes),
+            draft,
+            signature,
+        })
     }
 
     /// Sorts and deduplicates an allow-list into its canonical order.
@@ -143,13 +150,6 @@ impl PollDraft {
     }
 }
 
-fn check_len(field: &'static str, len: usize, min: usize, max: usize) -> Result<(), DecodeError> {
-    if len < min || len > max {
-        return Err(DecodeError::Length { field, len, min, max });
-    }
-    Ok(())
-}
-
 fn poll_id(signing_bytes: &[u8]) -> PollId {
     PollId(Sha256::digest(signing_bytes).into())
 }
@@ -157,7 +157,10 @@ fn poll_id(signing_bytes: &[u8]) -> PollId {
 impl Poll {
     /// The canonical signed encoding: the signing bytes, then the signature.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = self.draft.signing_bytes().expect("a Poll is always canonical");
+        let mut bytes = self
+            .draft
+            .signing_bytes()
+            .expect("a Poll is always canonical");
         bytes.extend_from_slice(&self.signature.0);
         bytes
     }
@@ -180,7 +183,9 @@ impl Poll {
 
         let eligibility = match r.u8("eligibility")? {
             0 => Eligibility::Open,
-            1 => Eligibility::Credential { registrar: PublicKey(r.array("registrar")?) },
+            1 => Eligibility::Credential {
+                registrar: PublicKey(r.array("registrar")?),
+            },
             2 => {
                 let count = r.u32("voters")? as usize;
                 check_len("voters", count, 1, MAX_ALLOW_LIST)?;
@@ -192,21 +197,40 @@ impl Poll {
                     .collect::<Result<_, _>>()?;
                 Eligibility::AllowList { voters }
             }
-            value => return Err(DecodeError::UnknownTag { field: "eligibility", value }),
+            value => {
+                return Err(DecodeError::UnknownTag {
+                    field: "eligibility",
+                    value,
+                })
+            }
         };
         let signature = Signature(r.array("signature")?);
         r.finish()?;
 
-        let draft =
-            PollDraft { organizer, created_at, opens_at, closes_at, title, options, eligibility };
+        let draft = PollDraft {
+            organizer,
+            created_at,
+            opens_at,
+            closes_at,
+            title,
+            options,
+            eligibility,
+        };
         // Re-encoding checks the rules the reader cannot see (sorted keys, unique labels).
         let signing = draft.signing_bytes()?;
-        Ok(Poll { id: poll_id(&signing), draft, signature })
+        Ok(Poll {
+            id: poll_id(&signing),
+            draft,
+            signature,
+        })
     }
 
     /// Checks the organizer's signature.
     pub fn verify(&self) -> Result<(), SignedByError> {
-        let bytes = self.draft.signing_bytes().expect("a Poll is always canonical");
+        let bytes = self
+            .draft
+            .signing_bytes()
+            .expect("a Poll is always canonical");
         signature::verify(&SignedMessage {
             key: &self.draft.organizer,
             message: &bytes,
@@ -235,10 +259,17 @@ impl Poll {
         let id = poll_id(&signing);
         if let Some(claimed) = wire.id {
             if claimed != id {
-                return Err(PollJsonError::IdMismatch { claimed, computed: id });
+                return Err(PollJsonError::IdMismatch {
+                    claimed,
+                    computed: id,
+                });
             }
         }
-        Ok(Poll { id, draft: wire.draft, signature: wire.signature })
+        Ok(Poll {
+            id,
+            draft: wire.draft,
+            signature: wire.signature,
+        })
     }
 
     /// Number of options.
@@ -285,7 +316,9 @@ pub(crate) mod tests {
 
     #[test]
     fn signed_poll_decodes_to_itself_and_verifies() {
-        let poll = sample_draft().sign(&SecretKey::from_seed(&[3; 32])).unwrap();
+        let poll = sample_draft()
+            .sign(&SecretKey::from_seed(&[3; 32]))
+            .unwrap();
 
         let decoded = Poll::decode(&poll.encode()).unwrap();
 
@@ -295,7 +328,9 @@ pub(crate) mod tests {
 
     #[test]
     fn changing_any_field_changes_the_id_and_breaks_the_signature() {
-        let poll = sample_draft().sign(&SecretKey::from_seed(&[3; 32])).unwrap();
+        let poll = sample_draft()
+            .sign(&SecretKey::from_seed(&[3; 32]))
+            .unwrap();
         let mut edited = poll.clone();
         edited.draft.options[2] = "cake".into();
         let edited = Poll::decode(&edited.encode()).unwrap();
@@ -317,11 +352,16 @@ pub(crate) mod tests {
 
     #[test]
     fn json_round_trip_keeps_id_and_rejects_a_wrong_one() {
-        let poll = sample_draft().sign(&SecretKey::from_seed(&[3; 32])).unwrap();
+        let poll = sample_draft()
+            .sign(&SecretKey::from_seed(&[3; 32]))
+            .unwrap();
         let mut json = serde_json::to_value(&poll).unwrap();
 
         assert_eq!(Poll::from_json(&json).unwrap(), poll);
         json["id"] = serde_json::Value::String(PollId([9; 32]).to_string());
-        assert!(matches!(Poll::from_json(&json), Err(PollJsonError::IdMismatch { .. })));
+        assert!(matches!(
+            Poll::from_json(&json),
+            Err(PollJsonError::IdMismatch { .. })
+        ));
     }
 }

@@ -106,7 +106,12 @@ fn prepare(item: &SignedMessage<'_>) -> Result<Prepared, SignatureError> {
     h.update(item.message);
     let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
 
-    Ok(Prepared { minus_a: -a, r, s, k })
+    Ok(Prepared {
+        minus_a: -a,
+        r,
+        s,
+        k,
+    })
 }
 
 fn equation_holds(p: &Prepared) -> bool {
@@ -187,7 +192,9 @@ fn batch_equation_holds(prepared: &[(usize, Prepared)]) -> bool {
     points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
 
     // sum z_i (R_i + k_i A_i - S_i B), times the cofactor.
-    EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity()
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
 }
 
 #[cfg(test)]
@@ -218,15 +225,28 @@ mod tests {
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
              5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
         );
-        verify(&SignedMessage { key: &sk.public(), message: b"", signature: &sig }).unwrap();
+        verify(&SignedMessage {
+            key: &sk.public(),
+            message: b"",
+            signature: &sig,
+        })
+        .unwrap();
     }
 
     #[test]
     fn wrong_message_or_key_fails_the_equation() {
         let sig = key(1).sign(b"yes");
 
-        let wrong_msg = SignedMessage { key: &key(1).public(), message: b"no", signature: &sig };
-        let wrong_key = SignedMessage { key: &key(2).public(), message: b"yes", signature: &sig };
+        let wrong_msg = SignedMessage {
+            key: &key(1).public(),
+            message: b"no",
+            signature: &sig,
+        };
+        let wrong_key = SignedMessage {
+            key: &key(2).public(),
+            message: b"yes",
+            signature: &sig,
+        };
         assert_eq!(verify(&wrong_msg), Err(SignatureError::Equation));
         assert_eq!(verify(&wrong_key), Err(SignatureError::Equation));
     }
@@ -240,7 +260,11 @@ mod tests {
         sigs[7].0[40] ^= 1;
 
         let items: Vec<_> = (0..20)
-            .map(|i| SignedMessage { key: &publics[i], message: &msgs[i], signature: &sigs[i] })
+            .map(|i| SignedMessage {
+                key: &publics[i],
+                message: &msgs[i],
+                signature: &sigs[i],
+            })
             .collect();
         let results = verify_batch(&items);
 

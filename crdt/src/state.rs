@@ -36,7 +36,11 @@ impl PollState {
     /// An empty replica of `poll`.
     pub fn new(poll: Poll) -> Self {
         let tally = TallyState::new(poll.option_count());
-        Self { poll, entries: BTreeMap::new(), tally }
+        Self {
+            poll,
+            entries: BTreeMap::new(),
+            tally,
+        }
     }
 
     /// The poll definition.
@@ -82,7 +86,10 @@ impl PollState {
     /// Set union with another replica of the same poll. Entries are taken
     /// only from replicas of the same poll definition.
     pub fn merge(&mut self, other: &PollState) {
-        assert_eq!(self.poll.id, other.poll.id, "merging replicas of different polls");
+        assert_eq!(
+            self.poll.id, other.poll.id,
+            "merging replicas of different polls"
+        );
         for vote in other.entries.values() {
             self.insert_admitted(vote.clone());
         }

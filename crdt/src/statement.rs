@@ -14,8 +14,16 @@ fn check(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), SignedByError> {
-    signature::verify(&SignedMessage { key: node, message, signature })
-        .map_err(|source| SignedByError { what, signer: *node, source })
+    signature::verify(&SignedMessage {
+        key: node,
+        message,
+        signature,
+    })
+    .map_err(|source| SignedByError {
+        what,
+        signer: *node,
+        source,
+    })
 }
 
 /// A node's signed word that it holds an entry durably.
@@ -38,7 +46,13 @@ impl Receipt {
     pub fn sign(node: &SecretKey, poll: PollId, entry: EntryHash, received_at: u64) -> Receipt {
         let node_key = node.public();
         let bytes = receipt_bytes(&node_key, &poll, &entry, received_at);
-        Receipt { node: node_key, poll, entry, received_at, signature: node.sign(&bytes) }
+        Receipt {
+            node: node_key,
+            poll,
+            entry,
+            received_at,
+            signature: node.sign(&bytes),
+        }
     }
 
     /// Checks the node's signature.
@@ -77,7 +91,14 @@ impl Attestation {
     pub fn sign(node: &SecretKey, poll: PollId, digest: Digest, entries: u64, at: u64) -> Self {
         let node_key = node.public();
         let bytes = attestation_bytes(&node_key, &poll, &digest, entries, at);
-        Attestation { node: node_key, poll, digest, entries, at, signature: node.sign(&bytes) }
+        Attestation {
+            node: node_key,
+            poll,
+            digest,
+            entries,
+            at,
+            signature: node.sign(&bytes),
+        }
     }
 
     /// The canonical signed encoding.
@@ -118,7 +139,11 @@ fn attestation_bytes(
     at: u64,
 ) -> Vec<u8> {
     let mut w = Writer::new(tag::ATTESTATION);
-    w.raw(&node.0).raw(&poll.0).raw(&digest.0).u64(entries).u64(at);
+    w.raw(&node.0)
+        .raw(&poll.0)
+        .raw(&digest.0)
+        .u64(entries)
+        .u64(at);
     w.finish()
 }
 
@@ -166,8 +191,14 @@ impl SignedTally {
 
     /// Checks the node's signature.
     pub fn verify(&self) -> Result<(), SignedByError> {
-        let bytes =
-            tally_bytes(&self.node, &self.poll, &self.digest, self.entries, &self.counts, self.at);
+        let bytes = tally_bytes(
+            &self.node,
+            &self.poll,
+            &self.digest,
+            self.entries,
+            &self.counts,
+            self.at,
+        );
         check("tally", &self.node, &bytes, &self.signature)
     }
 }
@@ -181,7 +212,12 @@ fn tally_bytes(
     at: u64,
 ) -> Vec<u8> {
     let mut w = Writer::new(tag::TALLY);
-    w.raw(&node.0).raw(&poll.0).raw(&digest.0).u64(entries).u64(at).u32(counts.len() as u32);
+    w.raw(&node.0)
+        .raw(&poll.0)
+        .raw(&digest.0)
+        .u64(entries)
+        .u64(at)
+        .u32(counts.len() as u32);
     for count in counts {
         w.u64(*count);
     }
@@ -204,8 +240,18 @@ mod tests {
         tally.verify().unwrap();
         assert_eq!(Attestation::decode(&att.encode()).unwrap(), att);
 
-        assert!(Receipt { received_at: 6, ..receipt }.verify().is_err());
+        assert!(Receipt {
+            received_at: 6,
+            ..receipt
+        }
+        .verify()
+        .is_err());
         assert!(Attestation { entries: 11, ..att }.verify().is_err());
-        assert!(SignedTally { counts: vec![5, 5], ..tally }.verify().is_err());
+        assert!(SignedTally {
+            counts: vec![5, 5],
+            ..tally
+        }
+        .verify()
+        .is_err());
     }
 }

@@ -52,7 +52,11 @@ pub struct Tally {
 impl TallyState {
     /// An empty tally for a poll with `options` options.
     pub fn new(options: usize) -> Self {
-        Self { voters: HashMap::new(), counts: vec![0; options], entries: 0 }
+        Self {
+            voters: HashMap::new(),
+            counts: vec![0; options],
+            entries: 0,
+        }
     }
 
     /// Adds an entry that has passed the admission rule. Returns false if the

@@ -27,7 +27,12 @@ impl Credential {
     pub fn issue(registrar: &SecretKey, poll: PollId, voter: PublicKey) -> Credential {
         let registrar_key = registrar.public();
         let bytes = credential_signing_bytes(&poll, &voter, &registrar_key);
-        Credential { poll, voter, registrar: registrar_key, signature: registrar.sign(&bytes) }
+        Credential {
+            poll,
+            voter,
+            registrar: registrar_key,
+            signature: registrar.sign(&bytes),
+        }
     }
 
     /// The bytes the registrar signs.
@@ -113,7 +118,10 @@ impl VoteBody {
 
     /// Signs the body with the voter's key. The body's `voter` is set to the key's public half.
     pub fn sign(self, voter: &SecretKey) -> Vote {
-        let body = VoteBody { voter: voter.public(), ..self };
+        let body = VoteBody {
+            voter: voter.public(),
+            ..self
+        };
         let signature = voter.sign(&body.signing_bytes());
         Vote::new(body, signature)
     }
@@ -136,7 +144,12 @@ impl Vote {
         let mut encoded = body.signing_bytes();
         encoded.extend_from_slice(&signature.0);
         let hash = EntryHash(Sha256::digest(&encoded).into());
-        Vote { body, signature, encoded, hash }
+        Vote {
+            body,
+            signature,
+            encoded,
+            hash,
+        }
     }
 
     /// The signed content.
@@ -185,12 +198,25 @@ impl Vote {
         let credential = match r.u8("credential")? {
             0 => None,
             1 => Some(Credential::read(&mut r)?),
-            value => return Err(DecodeError::UnknownTag { field: "credential", value }),
+            value => {
+                return Err(DecodeError::UnknownTag {
+                    field: "credential",
+                    value,
+                })
+            }
         };
         let signature = Signature(r.array("signature")?);
         r.finish()?;
 
-        let body = VoteBody { poll, voter, choice, seq, vote_id, cast_at, credential };
+        let body = VoteBody {
+            poll,
+            voter,
+            choice,
+            seq,
+            vote_id,
+            cast_at,
+            credential,
+        };
         let vote = Vote::new(body, signature);
         debug_assert_eq!(vote.encoded, bytes);
         Ok(vote)
@@ -205,7 +231,11 @@ impl Serialize for Vote {
             body: &'a VoteBody,
             signature: &'a Signature,
         }
-        Wire { body: &self.body, signature: &self.signature }.serialize(s)
+        Wire {
+            body: &self.body,
+            signature: &self.signature,
+        }
+        .serialize(s)
     }
 }
 
@@ -260,7 +290,11 @@ pub(crate) mod tests {
         let registrar = SecretKey::from_seed(&[2; 32]);
         let plain = body(PollId([7; 32]), 1, 1).sign(&voter);
         let mut with = body(PollId([7; 32]), 1, 2);
-        with.credential = Some(Credential::issue(&registrar, PollId([7; 32]), voter.public()));
+        with.credential = Some(Credential::issue(
+            &registrar,
+            PollId([7; 32]),
+            voter.public(),
+        ));
         let with = with.sign(&voter);
 
         for vote in [plain, with] {

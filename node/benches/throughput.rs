@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crdt::{Eligibility, Poll, PollDraft, PollState, SecretKey, Vote, VoteBody, VoteId};
-use node::store::{NewEntry, SledStore, Store};
+use node::{NewEntry, SledStore, Store};
 use sha2::{Digest as _, Sha256};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn key(label: &str, i: u64) -> SecretKey {
@@ -70,7 +73,10 @@ fn signed_votes(poll: &Poll, n: usize, label: &str) -> Vec<Vote> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     })
 }
 
@@ -81,7 +87,10 @@ fn unsigned_votes(poll: &Poll, n: usize) -> Vec<Vote> {
         .map(|i| {
             let mut voter = [0u8; 32];
             voter[..8].copy_from_slice(&i.to_be_bytes());
-            Vote::new(body(poll, crdt::PublicKey(voter), i), crdt::Signature([0; 64]))
+            Vote::new(
+                body(poll, crdt::PublicKey(voter), i),
+                crdt::Signature([0; 64]),
+            )
         })
         .collect()
 }
@@ -103,15 +112,28 @@ impl Node {
             .arg("run")
             .arg("--data-dir")
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--max-batch", "10000"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--max-batch",
+                "10000",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start node");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("listening line");
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("listening line");
         let v: serde_json::Value = serde_json::from_str(&line).expect("listening json");
-        Node { child, addr: v["addr"].as_str().unwrap().to_string(), started: started.elapsed() }
+        Node {
+            child,
+            addr: v["addr"].as_str().unwrap().to_string(),
+            started: started.elapsed(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -142,7 +164,9 @@ fn send_all(url: &str, bodies: Vec<String>, clients: usize) -> Duration {
             let (client, queue, url) = (client.clone(), queue.clone(), url.to_string());
             tasks.spawn(async move {
                 loop {
-                    let Some(body) = queue.lock().unwrap().pop() else { break };
+                    let Some(body) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
                     let response = client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -150,7 +174,11 @@ fn send_all(url: &str, bodies: Vec<String>, clients: usize) -> Duration {
                         .send()
                         .await
                         .expect("request");
-                    assert!(response.status().is_success(), "status {}", response.status());
+                    assert!(
+                        response.status().is_success(),
+                        "status {}",
+                        response.status()
+                    );
                     response.bytes().await.expect("reply");
                 }
             });
@@ -162,7 +190,11 @@ fn send_all(url: &str, bodies: Vec<String>, clients: usize) -> Duration {
 
 fn create_poll(node: &Node, poll: &Poll) {
     let client = reqwest::blocking::Client::new();
-    let r = client.post(node.url("/v1/polls")).json(poll).send().expect("create poll");
+    let r = client
+        .post(node.url("/v1/polls"))
+        .json(poll)
+        .send()
+        .expect("create poll");
     assert!(r.status().is_success());
 }
 
@@ -191,15 +223,30 @@ fn main() {
     let started = Instant::now();
     std::thread::scope(|s| {
         for part in votes.chunks(votes.len().div_ceil(cores)) {
-            s.spawn(move || part.iter().all(|v| crdt::verify(&v.signed_message()).is_ok()));
+            s.spawn(move || {
+                part.iter()
+                    .all(|v| crdt::verify(&v.signed_message()).is_ok())
+            });
         }
     });
     let single = per_sec(n, started.elapsed());
     let started = Instant::now();
     assert!(crdt::admit_parallel(&p1, &votes).iter().all(Result::is_ok));
     let limit = per_sec(n, started.elapsed());
-    rows.push(Row { what: "ed25519 single verify, all cores".into(), rate: single, unit: "sig/s", ratio: Some(single / limit), target: "" });
-    rows.push(Row { what: "ed25519 batch verify + admission, all cores (the limit)".into(), rate: limit, unit: "sig/s", ratio: Some(1.0), target: "" });
+    rows.push(Row {
+        what: "ed25519 single verify, all cores".into(),
+        rate: single,
+        unit: "sig/s",
+        ratio: Some(single / limit),
+        target: "",
+    });
+    rows.push(Row {
+        what: "ed25519 batch verify + admission, all cores (the limit)".into(),
+        rate: limit,
+        unit: "sig/s",
+        ratio: Some(1.0),
+        target: "",
+    });
 
     // Node ingest, batches of 1,000.
     let dir = tempfile::tempdir().unwrap();
@@ -209,18 +256,41 @@ fn main() {
         .chunks(1000)
         .map(|c| serde_json::to_string(&serde_json::json!({ "votes": c })).unwrap())
         .collect();
-    let elapsed = send_all(&node.url(&format!("/v1/polls/{}/votes/batch", p1.id)), bodies, 4);
+    let elapsed = send_all(
+        &node.url(&format!("/v1/polls/{}/votes/batch", p1.id)),
+        bodies,
+        4,
+    );
     let batch_rate = per_sec(n, elapsed);
-    rows.push(Row { what: "node durable ingest, HTTP batches of 1,000".into(), rate: batch_rate, unit: "votes/s", ratio: Some(batch_rate / limit), target: ">= 0.6" });
+    rows.push(Row {
+        what: "node durable ingest, HTTP batches of 1,000".into(),
+        rate: batch_rate,
+        unit: "votes/s",
+        ratio: Some(batch_rate / limit),
+        target: ">= 0.6",
+    });
 
     // Node ingest, one vote per request from many clients.
     let p2 = poll("bench single", 12);
     create_poll(&node, &p2);
     let singles = signed_votes(&p2, n / 3, "voter-b");
-    let bodies: Vec<String> = singles.iter().map(|v| serde_json::to_string(v).unwrap()).collect();
-    let elapsed = send_all(&node.url(&format!("/v1/polls/{}/votes", p2.id)), bodies, 128);
+    let bodies: Vec<String> = singles
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap())
+        .collect();
+    let elapsed = send_all(
+        &node.url(&format!("/v1/polls/{}/votes", p2.id)),
+        bodies,
+        128,
+    );
     let single_rate = per_sec(singles.len(), elapsed);
-    rows.push(Row { what: "node durable ingest, 1 vote/request, 128 clients".into(), rate: single_rate, unit: "votes/s", ratio: Some(single_rate / limit), target: "" });
+    rows.push(Row {
+        what: "node durable ingest, 1 vote/request, 128 clients".into(),
+        rate: single_rate,
+        unit: "votes/s",
+        ratio: Some(single_rate / limit),
+        target: "",
+    });
 
     // The verifier's recount of the exported poll.
     let export = reqwest::blocking::get(node.url(&format!("/v1/polls/{}/export", p1.id)))
@@ -237,7 +307,13 @@ fn main() {
     let report = audit.finish(crdt::admit_parallel);
     let verify_rate = per_sec(n, started.elapsed());
     assert!(report.verified(), "bench export must verify");
-    rows.push(Row { what: "verifier recount of the export".into(), rate: verify_rate, unit: "votes/s", ratio: Some(verify_rate / limit), target: ">= 0.8" });
+    rows.push(Row {
+        what: "verifier recount of the export".into(),
+        rate: verify_rate,
+        unit: "votes/s",
+        ratio: Some(verify_rate / limit),
+        target: ">= 0.8",
+    });
 
     // Merge and tally of `big` entries.
     let p3 = poll("bench big", 12);
@@ -268,21 +344,52 @@ fn main() {
     let started = Instant::now();
     let _ = a.digest();
     let digest_time = started.elapsed();
-    rows.push(Row { what: format!("insert {} entries into two replicas", left.len() + right.len()), rate: per_sec(left.len() + right.len(), insert), unit: "entries/s", ratio: None, target: "" });
-    rows.push(Row { what: format!("merge replicas into {big} entries ({} s)", fmt_secs(merge)), rate: per_sec(right.len(), merge), unit: "entries/s", ratio: None, target: "" });
-    rows.push(Row { what: format!("tally {big} entries ({} s)", fmt_secs(tally_time)), rate: per_sec(big, tally_time), unit: "entries/s", ratio: None, target: "" });
-    rows.push(Row { what: format!("digest of {big} entries ({} s)", fmt_secs(digest_time)), rate: per_sec(big, digest_time), unit: "entries/s", ratio: None, target: "" });
+    rows.push(Row {
+        what: format!(
+            "insert {} entries into two replicas",
+            left.len() + right.len()
+        ),
+        rate: per_sec(left.len() + right.len(), insert),
+        unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
+    rows.push(Row {
+        what: format!("merge replicas into {big} entries ({} s)", fmt_secs(merge)),
+        rate: per_sec(right.len(), merge),
+        unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
+    rows.push(Row {
+        what: format!("tally {big} entries ({} s)", fmt_secs(tally_time)),
+        rate: per_sec(big, tally_time),
+        unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
+    rows.push(Row {
+        what: format!("digest of {big} entries ({} s)", fmt_secs(digest_time)),
+        rate: per_sec(big, digest_time),
+        unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
     drop((a, b));
 
     // Node restart with `big` stored votes (written straight to its store).
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open(&dir.path().join("sled")).unwrap();
         store.put_poll(&p3).unwrap();
         for chunk in many.chunks(10_000) {
             let entries: Vec<NewEntry<'_>> = chunk
                 .iter()
-                .map(|v| NewEntry { hash: v.hash(), received_at: 1, encoded: v.encoded() })
+                .map(|v| NewEntry {
+                    hash: v.hash(),
+                    received_at: 1,
+                    encoded: v.encoded(),
+                })
                 .collect();
             store.put_entries(&p3.id, &entries).unwrap();
         }
@@ -291,19 +398,32 @@ fn main() {
     drop(many);
     let node = Node::start(dir.path());
     let restart = node.started;
-    let tally: serde_json::Value = reqwest::blocking::get(node.url(&format!("/v1/polls/{}/tally", p3.id)))
-        .unwrap()
-        .json()
-        .unwrap();
+    let tally: serde_json::Value =
+        reqwest::blocking::get(node.url(&format!("/v1/polls/{}/tally", p3.id)))
+            .unwrap()
+            .json()
+            .unwrap();
     assert_eq!(tally["entries"].as_u64(), Some(big as u64));
-    rows.push(Row { what: format!("node restart with {big} stored votes ({} s)", fmt_secs(restart)), rate: per_sec(big, restart), unit: "entries/s", ratio: None, target: "" });
+    rows.push(Row {
+        what: format!(
+            "node restart with {big} stored votes ({} s)",
+            fmt_secs(restart)
+        ),
+        rate: per_sec(big, restart),
+        unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
 
     println!();
     println!("| measurement | rate | unit | ratio to limit | target |");
     println!("| --- | ---: | --- | ---: | --- |");
     for r in &rows {
         let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
-        println!("| {} | {:.0} | {} | {} | {} |", r.what, r.rate, r.unit, ratio, r.target);
+        println!(
+            "| {} | {:.0} | {} | {} | {} |",
+            r.what, r.rate, r.unit, ratio, r.target
+        );
     }
 }
 

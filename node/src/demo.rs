@@ -46,7 +46,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     concurrency: u32,
 
-    /// Where the export, the node's log and its data directory are kept.
+    /// Where the export and the node's log are written.
     #[arg(long, default_value = "demo-out", value_name = "DIR")]
     out: PathBuf,
 
@@ -85,6 +85,7 @@ struct Outcome {
     duplicates: u64,
     retries: u64,
     receipts_verified: u64,
+    retried_duplicates: u64,
     export: String,
 }
 
@@ -113,7 +114,10 @@ fn say(args: &Args, text: impl AsRef<str>) {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn ballots_path(args: &Args) -> anyhow::Result<PathBuf> {
@@ -123,7 +127,9 @@ fn ballots_path(args: &Args) -> anyhow::Result<PathBuf> {
     let name = format!("{}.soi", args.election);
     let candidates = [
         PathBuf::from("data/preflib").join(&name),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/preflib").join(&name),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../data/preflib")
+            .join(&name),
     ];
     candidates.iter().find(|p| p.exists()).cloned().with_context(|| {
         format!("no ballot file {name} under data/preflib (run from the repository root, or pass --ballots FILE)")
@@ -147,9 +153,11 @@ fn progress(args: &Args, len: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("  {msg:<8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "  {msg:<8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -157,7 +165,8 @@ fn progress(args: &Args, len: u64, what: &str) -> ProgressBar {
 
 async fn replay(args: &Args) -> anyhow::Result<Outcome> {
     let path = ballots_path(args)?;
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let election = Election::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
     let expected = election.first_preferences();
     let choices = election.ballots();
@@ -166,10 +175,24 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         election.title, choices.len(), election.candidates.len(), path.display()
     ));
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let data_dir = args.out.join(format!("node-{}", now_ms()));
-    let node = NodeProcess::start(&data_dir, &args.out.join("node.log")).await?;
-    say(args, format!("[1/6] node {} listening on {} (data in {})", node.key_short(), node.addr, data_dir.display()));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    // The node's data lives in a temporary directory, removed when the demo ends.
+    let data_dir = tempfile::Builder::new()
+        .prefix("votemesh-demo-node-")
+        .tempdir()?;
+    let log = args.out.join("node.log");
+    let node = NodeProcess::start(data_dir.path(), &log).await?;
+    say(
+        args,
+        format!(
+            "[1/6] node {} listening on {} (data in {}, log in {})",
+            node.key_short(),
+            node.addr,
+            data_dir.path().display(),
+            log.display()
+        ),
+    );
 
     let organizer = derive_key(&args.seed, "organizer", 0);
     let opens_at = now_ms() - 60_000;
@@ -183,14 +206,32 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         eligibility: Eligibility::Open,
     }
     .sign(&organizer)?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency as usize).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .build()?;
     node.create_poll(&client, &poll).await?;
-    say(args, format!("[2/6] poll {} created: {}", poll.id.short(), poll.draft.title));
+    say(
+        args,
+        format!(
+            "[2/6] poll {} created: {}",
+            poll.id.short(),
+            poll.draft.title
+        ),
+    );
 
     let signing = Instant::now();
     let votes = sign_votes(args, &poll.id, &choices);
-    say(args, format!("[3/6] signed {} votes, one key per ballot, in {:.1} s", votes.len(), signing.elapsed().as_secs_f64()));
+    say(
+        args,
+        format!(
+            "[3/6] signed {} votes, one key per ballot, in {:.1} s",
+            votes.len(),
+            signing.elapsed().as_secs_f64()
+        ),
+    );
 
+    // Every 40th vote is sent a second time afterwards, as a client retrying would.
+    let resend: Vec<Vote> = votes.iter().step_by(40).cloned().collect();
     let sent = send_votes(args, &client, &node, &poll.id, votes).await?;
     let rate = sent.stored as f64 / sent.elapsed.as_secs_f64();
     say(args, format!(
@@ -198,22 +239,40 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         sent.stored, sent.duplicates, sent.rejected, sent.elapsed.as_secs_f64(), rate, args.batch, args.concurrency, sent.retries
     ));
     let receipts_verified = verify_receipts(&sent.receipts, &node.key)?;
+    let retried = retry_votes(args, &client, &node, &poll.id, resend, &sent.receipts).await?;
+    say(args, format!(
+        "      retried {retried} of them: every retry answered \"duplicate\" with the identical receipt"
+    ));
 
     let tally = node.tally(&client, &poll.id).await?;
     let export_path = args.out.join(format!("{}.export.jsonl", args.election));
     let lines = node.export(&client, &poll.id, &export_path).await?;
-    say(args, format!("[5/6] exported {} lines to {}", lines, export_path.display()));
+    say(
+        args,
+        format!(
+            "[5/6] exported {} lines to {}",
+            lines,
+            export_path.display()
+        ),
+    );
 
     let report = audit_file(&export_path)?;
     let failed: u64 = report.checks.iter().map(|c| c.failed).sum();
-    say(args, format!(
-        "[6/6] verified independently: {} of {} checks passed",
-        report.checks.iter().filter(|c| c.failed == 0).count(),
-        report.checks.len()
-    ));
+    say(
+        args,
+        format!(
+            "[6/6] verified independently: {} of {} checks passed",
+            report.checks.iter().filter(|c| c.failed == 0).count(),
+            report.checks.len()
+        ),
+    );
     node.stop().await;
 
-    let recounted = report.tally.as_ref().map(|t| t.counts.clone()).unwrap_or_default();
+    let recounted = report
+        .tally
+        .as_ref()
+        .map(|t| t.counts.clone())
+        .unwrap_or_default();
     let digest = report.digest.map(|d| d.to_string()).unwrap_or_default();
     let candidates: Vec<Row> = election
         .candidates
@@ -251,6 +310,7 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         duplicates: sent.duplicates,
         retries: sent.retries,
         receipts_verified,
+        retried_duplicates: retried,
         export: export_path.display().to_string(),
     })
 }
@@ -281,7 +341,9 @@ fn sign_votes(args: &Args, poll: &crdt::PollId, choices: &[u32]) -> Vec<Vote> {
                                 voter: voter.public(),
                                 choice,
                                 seq: 1,
-                                vote_id: VoteId(uuid::Builder::from_random_bytes(vote_id).into_uuid()),
+                                vote_id: VoteId(
+                                    uuid::Builder::from_random_bytes(vote_id).into_uuid(),
+                                ),
                                 cast_at,
                                 credential: None,
                             }
@@ -291,7 +353,10 @@ fn sign_votes(args: &Args, poll: &crdt::PollId, choices: &[u32]) -> Vec<Vote> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("signing thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signing thread"))
+            .collect()
     });
     bar.finish_and_clear();
     votes
@@ -321,7 +386,11 @@ async fn send_votes(
     for chunk in votes.chunks(args.batch as usize) {
         let chunk = chunk.to_vec();
         let permit = permits.clone().acquire_owned().await?;
-        let (client, url, bar) = (client.clone(), node.url(&format!("/v1/polls/{poll}/votes/batch")), bar.clone());
+        let (client, url, bar) = (
+            client.clone(),
+            node.url(&format!("/v1/polls/{poll}/votes/batch")),
+            bar.clone(),
+        );
         tasks.spawn(async move {
             let result = cluster::submit_batch(&client, &url, &chunk).await;
             bar.inc(chunk.len() as u64);
@@ -330,7 +399,14 @@ async fn send_votes(
         });
     }
 
-    let mut sent = Sent { stored: 0, duplicates: 0, rejected: 0, retries: 0, elapsed: Duration::ZERO, receipts: Vec::new() };
+    let mut sent = Sent {
+        stored: 0,
+        duplicates: 0,
+        rejected: 0,
+        retries: 0,
+        elapsed: Duration::ZERO,
+        receipts: Vec::new(),
+    };
     while let Some(joined) = tasks.join_next().await {
         let batch = joined.context("vote task")??;
         sent.stored += batch.stored;
@@ -344,10 +420,42 @@ async fn send_votes(
     Ok(sent)
 }
 
+/// Sends votes again and checks each is a duplicate with its original receipt.
+async fn retry_votes(
+    args: &Args,
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    poll: &crdt::PollId,
+    votes: Vec<Vote>,
+    first: &[Receipt],
+) -> anyhow::Result<u64> {
+    let original: std::collections::HashMap<_, _> = first.iter().map(|r| (r.entry, r)).collect();
+    let again = send_votes(args, client, node, poll, votes).await?;
+    ensure!(
+        again.stored == 0,
+        "{} retried votes were stored a second time",
+        again.stored
+    );
+    for receipt in &again.receipts {
+        ensure!(
+            original.get(&receipt.entry) == Some(&receipt),
+            "retry of {} got a different receipt",
+            receipt.entry
+        );
+    }
+    Ok(again.duplicates)
+}
+
 fn verify_receipts(receipts: &[Receipt], node: &crdt::PublicKey) -> anyhow::Result<u64> {
     for receipt in receipts {
-        ensure!(receipt.node == *node, "receipt for {} signed by another node", receipt.entry);
-        receipt.verify().with_context(|| format!("receipt for entry {}", receipt.entry))?;
+        ensure!(
+            receipt.node == *node,
+            "receipt for {} signed by another node",
+            receipt.entry
+        );
+        receipt
+            .verify()
+            .with_context(|| format!("receipt for entry {}", receipt.entry))?;
     }
     Ok(receipts.len() as u64)
 }
@@ -364,22 +472,55 @@ fn audit_file(path: &Path) -> anyhow::Result<crdt::audit::Report> {
 }
 
 fn print_table(o: &Outcome) {
-    let width = o.candidates.iter().map(|r| r.name.len()).max().unwrap_or(5).max(9);
+    let width = o
+        .candidates
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(9);
     println!();
-    println!("  {:<width$}  {:>9}  {:>9}", "candidate", "expected", "recounted");
+    println!(
+        "  {:<width$}  {:>9}  {:>9}",
+        "candidate", "expected", "recounted"
+    );
     for row in o.candidates.iter().chain(std::iter::once(&o.total)) {
-        let mark = if row.expected == row.recounted { "equal" } else { "DIFFERENT" };
-        println!("  {:<width$}  {:>9}  {:>9}  {mark}", row.name, row.expected, row.recounted);
+        let mark = if row.expected == row.recounted {
+            "equal"
+        } else {
+            "DIFFERENT"
+        };
+        println!(
+            "  {:<width$}  {:>9}  {:>9}  {mark}",
+            row.name, row.expected, row.recounted
+        );
     }
     println!();
     println!("  digest     {}", o.digest);
     println!("  ingest     {:.0} votes/s, durable before acknowledged ({} votes per request, {} in flight)", o.votes_per_second, o.batch, o.concurrency);
-    println!("  receipts   {} signed receipts checked", o.receipts_verified);
+    println!(
+        "  receipts   {} signed receipts checked",
+        o.receipts_verified
+    );
     println!(
         "  verified   {}",
-        if o.verified { "yes: every signature, rule and attestation checked".to_string() } else { format!("NO ({} failures)", o.checks_failed) }
+        if o.verified {
+            "yes: every signature, rule and attestation checked".to_string()
+        } else {
+            format!("NO ({} failures)", o.checks_failed)
+        }
     );
-    println!("  result     {}", if o.all_rows_equal && o.verified && o.node_tally_equal { "every row equal" } else { "MISMATCH" });
+    println!(
+        "  result     {}",
+        if o.all_rows_equal && o.verified && o.node_tally_equal {
+            "every row equal"
+        } else {
+            "MISMATCH"
+        }
+    );
     println!();
-    println!("  recount it yourself: cargo run --release -p votemesh-verify -- {}", o.export);
+    println!(
+        "  recount it yourself: cargo run --release -p votemesh-verify -- {}",
+        o.export
+    );
 }

@@ -34,7 +34,8 @@ impl NodeProcess {
     /// Starts this binary as a node on a free loopback port.
     pub(crate) async fn start(data_dir: &Path, log: &Path) -> anyhow::Result<NodeProcess> {
         let exe = std::env::current_exe().context("locating the votemesh-node binary")?;
-        let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let log =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(exe)
             .arg("run")
             .arg("--data-dir")
@@ -57,7 +58,12 @@ impl NodeProcess {
         }
         let listening: Listening =
             serde_json::from_str(&line).with_context(|| format!("node start line {line:?}"))?;
-        Ok(NodeProcess { child, _stdout: stdout, addr: listening.addr, key: listening.node })
+        Ok(NodeProcess {
+            child,
+            _stdout: stdout,
+            addr: listening.addr,
+            key: listening.node,
+        })
     }
 
     pub(crate) fn key_short(&self) -> String {
@@ -68,16 +74,31 @@ impl NodeProcess {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub(crate) async fn create_poll(&self, client: &reqwest::Client, poll: &Poll) -> anyhow::Result<()> {
+    pub(crate) async fn create_poll(
+        &self,
+        client: &reqwest::Client,
+        poll: &Poll,
+    ) -> anyhow::Result<()> {
         let response = client.post(self.url("/v1/polls")).json(poll).send().await?;
         if !response.status().is_success() {
-            bail!("creating the poll: {} {}", response.status(), response.text().await?);
+            bail!(
+                "creating the poll: {} {}",
+                response.status(),
+                response.text().await?
+            );
         }
         Ok(())
     }
 
-    pub(crate) async fn tally(&self, client: &reqwest::Client, poll: &PollId) -> anyhow::Result<NodeTally> {
-        let response = client.get(self.url(&format!("/v1/polls/{poll}/tally"))).send().await?;
+    pub(crate) async fn tally(
+        &self,
+        client: &reqwest::Client,
+        poll: &PollId,
+    ) -> anyhow::Result<NodeTally> {
+        let response = client
+            .get(self.url(&format!("/v1/polls/{poll}/tally")))
+            .send()
+            .await?;
         if !response.status().is_success() {
             bail!("tally: {} {}", response.status(), response.text().await?);
         }
@@ -85,8 +106,16 @@ impl NodeProcess {
     }
 
     /// Streams the export to `path`; returns the number of lines.
-    pub(crate) async fn export(&self, client: &reqwest::Client, poll: &PollId, path: &Path) -> anyhow::Result<u64> {
-        let mut response = client.get(self.url(&format!("/v1/polls/{poll}/export"))).send().await?;
+    pub(crate) async fn export(
+        &self,
+        client: &reqwest::Client,
+        poll: &PollId,
+        path: &Path,
+    ) -> anyhow::Result<u64> {
+        let mut response = client
+            .get(self.url(&format!("/v1/polls/{poll}/export")))
+            .send()
+            .await?;
         if !response.status().is_success() {
             bail!("export: {} {}", response.status(), response.text().await?);
         }
@@ -104,9 +133,15 @@ impl NodeProcess {
     pub(crate) async fn stop(mut self) {
         #[cfg(unix)]
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
@@ -156,7 +191,11 @@ pub(crate) async fn submit_batch(
                 return Ok(tally_batch(reply, retries));
             }
             Ok(response) if response.status().is_client_error() => {
-                bail!("batch refused: {} {}", response.status(), response.text().await?)
+                bail!(
+                    "batch refused: {} {}",
+                    response.status(),
+                    response.text().await?
+                )
             }
             Ok(response) => format!("status {}", response.status()),
             Err(e) => e.to_string(),
@@ -170,7 +209,13 @@ pub(crate) async fn submit_batch(
 }
 
 fn tally_batch(reply: BatchReply, retries: u32) -> BatchOutcome {
-    let mut out = BatchOutcome { stored: 0, duplicates: 0, rejected: 0, retries: retries as u64, receipts: Vec::new() };
+    let mut out = BatchOutcome {
+        stored: 0,
+        duplicates: 0,
+        rejected: 0,
+        retries: retries as u64,
+        receipts: Vec::new(),
+    };
     for item in reply.results {
         match (item.receipt, item.status.as_deref()) {
             (Some(receipt), Some("duplicate")) => {

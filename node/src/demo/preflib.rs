@@ -52,9 +52,18 @@ impl Election {
         }
 
         let declared = declared_candidates.context("missing NUMBER ALTERNATIVES header")?;
-        ensure!(names.len() == declared, "{} names for {declared} alternatives", names.len());
+        ensure!(
+            names.len() == declared,
+            "{} names for {declared} alternatives",
+            names.len()
+        );
         let candidates: Vec<String> = (1..=declared as u32)
-            .map(|id| names.get(&id).cloned().with_context(|| format!("no name for alternative {id}")))
+            .map(|id| {
+                names
+                    .get(&id)
+                    .cloned()
+                    .with_context(|| format!("no name for alternative {id}"))
+            })
             .collect::<anyhow::Result<_>>()?;
         for (_, ranking) in &orders {
             if let Some(bad) = ranking.iter().find(|&&c| c as usize >= declared) {
@@ -64,8 +73,16 @@ impl Election {
 
         let voters = voters.context("missing NUMBER VOTERS header")?;
         let counted: u64 = orders.iter().map(|(n, _)| n).sum();
-        ensure!(counted == voters, "ballot counts add up to {counted}, header says {voters}");
-        Ok(Election { title, candidates, orders, voters })
+        ensure!(
+            counted == voters,
+            "ballot counts add up to {counted}, header says {voters}"
+        );
+        Ok(Election {
+            title,
+            candidates,
+            orders,
+            voters,
+        })
     }
 
     /// Ballots per first preference, indexed like `candidates`.
@@ -97,7 +114,9 @@ fn parse_order(line: &str) -> anyhow::Result<(u64, Vec<u32>)> {
     let mut ranking = Vec::new();
     for item in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         ensure!(!item.starts_with('{'), "ties are not supported: {item}");
-        let id: u32 = item.parse().with_context(|| format!("candidate id {item:?}"))?;
+        let id: u32 = item
+            .parse()
+            .with_context(|| format!("candidate id {item:?}"))?;
         ensure!(id >= 1, "candidate ids start at 1");
         ensure!(!ranking.contains(&(id - 1)), "candidate {id} ranked twice");
         ranking.push(id - 1);
