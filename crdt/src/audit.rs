@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::admit::admit_batch;
 use crate::digest::digest_sorted;
 use crate::error::Rejection;
-use crate::export::{Header, Record, FORMAT, VERSION};
+use crate::export::{Header, Record, RecordError, FORMAT, VERSION};
 use crate::ids::{Digest, EntryHash, PollId, PublicKey};
 use crate::poll::Poll;
 use crate::statement::Attestation;
@@ -205,17 +205,25 @@ impl Audit {
 
     /// Feeds the next line of file `file`. Blank lines are skipped.
     pub fn push_line(&mut self, file: usize, line: &str) {
+        let decoded = (!line.trim().is_empty()).then(|| Record::from_line(line));
+        self.push_decoded(file, decoded);
+    }
+
+    /// Feeds the next line of file `file` already decoded with
+    /// [`Record::from_line`] (`None` for a blank line). Lets a caller decode
+    /// lines on several threads and feed the results here in order.
+    pub fn push_decoded(&mut self, file: usize, decoded: Option<Result<Record, RecordError>>) {
         self.files[file].lines += 1;
         let number = self.files[file].lines;
-        if line.trim().is_empty() {
+        let Some(decoded) = decoded else {
             if number == 1 {
                 let message = "the first line is blank, not a header".to_string();
                 self.fail(1, file, Some(number), None, "missing_header", message);
             }
             return;
-        }
+        };
 
-        let record = match Record::from_line(line) {
+        let record = match decoded {
             Ok(record) => {
                 self.passed[3] += 1;
                 record

@@ -80,7 +80,7 @@ pub use admit::{admit, admit_batch, check_form};
 pub use digest::{digest_sorted, DigestBuilder, OrderError};
 pub use error::{DecodeError, Rejection, SignatureError, SignedByError};
 pub use ids::{Digest, EntryHash, PollId, PublicKey, Signature, VoteId};
-pub use parallel::admit_parallel;
+pub use parallel::{admit_parallel, admit_parallel_with, decode_lines};
 pub use poll::{
     Eligibility, Poll, PollDraft, PollJsonError, MAX_ALLOW_LIST, MAX_OPTIONS, MAX_OPTION_BYTES,
     MAX_TITLE_BYTES,

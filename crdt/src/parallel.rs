@@ -1,7 +1,9 @@
-//! Admission spread over threads, for verifiers and nodes on native targets.
+//! Admission and export decoding spread over threads, for verifiers and
+//! nodes on native targets.
 
 use crate::admit::admit_batch;
 use crate::error::Rejection;
+use crate::export::{Record, RecordError};
 use crate::poll::Poll;
 use crate::vote::Vote;
 
@@ -15,6 +17,15 @@ const CHUNK: usize = 256;
 /// the calling thread.
 pub fn admit_parallel(poll: &Poll, votes: &[Vote]) -> Vec<Result<(), Rejection>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    admit_parallel_with(poll, votes, threads)
+}
+
+/// [`admit_parallel`] on at most `threads` threads.
+pub fn admit_parallel_with(
+    poll: &Poll,
+    votes: &[Vote],
+    threads: usize,
+) -> Vec<Result<(), Rejection>> {
     if cfg!(target_arch = "wasm32") || threads == 1 || votes.len() <= CHUNK {
         return admit_batch(poll, votes);
     }
@@ -23,7 +34,7 @@ pub fn admit_parallel(poll: &Poll, votes: &[Vote]) -> Vec<Result<(), Rejection>>
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Vec<Result<(), Rejection>>> = vec![Vec::new(); chunks.len()];
     std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
+        let workers: Vec<_> = (0..threads.min(chunks.len()))
             .map(|_| {
                 s.spawn(|| {
                     let mut done = Vec::new();
@@ -44,4 +55,31 @@ pub fn admit_parallel(poll: &Poll, votes: &[Vote]) -> Vec<Result<(), Rejection>>
         }
     });
     results.into_iter().flatten().collect()
+}
+
+/// Decodes export lines with [`Record::from_line`] on at most `threads`
+/// threads, results in line order (`None` for a blank line), ready for
+/// [`crate::audit::Audit::push_decoded`].
+pub fn decode_lines<S: AsRef<str> + Sync>(
+    lines: &[S],
+    threads: usize,
+) -> Vec<Option<Result<Record, RecordError>>> {
+    let decode = |line: &S| {
+        let line = line.as_ref();
+        (!line.trim().is_empty()).then(|| Record::from_line(line))
+    };
+    if cfg!(target_arch = "wasm32") || threads <= 1 || lines.len() < 2 * threads {
+        return lines.iter().map(decode).collect();
+    }
+    let part = lines.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = lines
+            .chunks(part)
+            .map(|chunk| s.spawn(move || chunk.iter().map(decode).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("decoding worker panicked"))
+            .collect()
+    })
 }

@@ -461,12 +461,14 @@ fn verify_receipts(receipts: &[Receipt], node: &crdt::PublicKey) -> anyhow::Resu
 }
 
 fn audit_file(path: &Path) -> anyhow::Result<crdt::audit::Report> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut audit = crdt::audit::Audit::new();
     let index = audit.start_file(path.display().to_string());
-    for line in std::io::BufReader::new(file).lines() {
-        audit.push_line(index, &line?);
+    for decoded in crdt::decode_lines(&lines, threads) {
+        audit.push_decoded(index, decoded);
     }
     Ok(audit.finish(crdt::admit_parallel))
 }

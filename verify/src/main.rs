@@ -9,16 +9,15 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use crdt::admit_parallel_with;
 use crdt::audit::{Audit, Report, CHECKS};
-use crdt::{admit_batch, Poll, Rejection, Vote};
+use crdt::decode_lines;
 
-/// Votes per `admit_batch` call: large enough for the batch equation to pay
-/// off, small enough to keep every core busy.
-const CHUNK: usize = 256;
+/// Lines decoded per block: one block is held in memory at a time.
+const BLOCK: usize = 16_384;
 
 const EXIT_VERIFIED: u8 = 0;
 const EXIT_FAILED: u8 = 1;
@@ -101,17 +100,17 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         bail!("`-` (standard input) can be given only once");
     }
 
-    let mut audit = Audit::new();
-    for path in &args.files {
-        read_file(&mut audit, path)?;
-    }
-
     let threads = args
         .threads
         .map(usize::from)
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
-    let report = audit.finish(|poll, votes| admit_parallel(poll, votes, threads));
+
+    let mut audit = Audit::new();
+    for path in &args.files {
+        read_file(&mut audit, path, threads)?;
+    }
+    let report = audit.finish(|poll, votes| admit_parallel_with(poll, votes, threads));
     let verified = report.verified();
 
     let text = if args.json {
@@ -132,7 +131,7 @@ fn is_stdin(path: &Path) -> bool {
 
 /// Streams one file into the audit. Bytes that are not UTF-8 reach the audit
 /// as replacement characters, so such a line fails check 3 with its number.
-fn read_file(audit: &mut Audit, path: &Path) -> anyhow::Result<()> {
+fn read_file(audit: &mut Audit, path: &Path, threads: usize) -> anyhow::Result<()> {
     let (name, input): (String, Box<dyn Read>) = if is_stdin(path) {
         ("<stdin>".into(), Box::new(io::stdin().lock()))
     } else {
@@ -142,58 +141,26 @@ fn read_file(audit: &mut Audit, path: &Path) -> anyhow::Result<()> {
 
     let index = audit.start_file(&name);
     let mut reader = BufReader::new(input);
-    let mut buf = Vec::new();
+    let mut block: Vec<String> = Vec::with_capacity(BLOCK);
     loop {
-        buf.clear();
+        let mut buf = Vec::new();
         let read = reader
             .read_until(b'\n', &mut buf)
             .with_context(|| format!("cannot read {name}"))?;
+        if read > 0 {
+            let line = String::from_utf8_lossy(&buf);
+            block.push(line.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        if read == 0 || block.len() == BLOCK {
+            for decoded in decode_lines(&block, threads) {
+                audit.push_decoded(index, decoded);
+            }
+            block.clear();
+        }
         if read == 0 {
             return Ok(());
         }
-        let line = String::from_utf8_lossy(&buf);
-        audit.push_line(index, line.trim_end_matches(['\n', '\r']));
     }
-}
-
-/// `admit_batch` over chunks of [`CHUNK`] votes on `threads` threads; the
-/// results come back in input order, exactly as one `admit_batch` call would
-/// give them.
-fn admit_parallel(poll: &Poll, votes: &[Vote], threads: usize) -> Vec<Result<(), Rejection>> {
-    let chunks: Vec<&[Vote]> = votes.chunks(CHUNK).collect();
-    if chunks.len() <= 1 || threads <= 1 {
-        return admit_batch(poll, votes);
-    }
-
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<Option<Vec<Result<(), Rejection>>>> = vec![None; chunks.len()];
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(chunks.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(chunk) = chunks.get(i) else {
-                            return out;
-                        };
-                        out.push((i, admit_batch(poll, chunk)));
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            let finished = worker
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            for (i, results) in finished {
-                done[i] = Some(results);
-            }
-        }
-    });
-    done.into_iter()
-        .flat_map(|chunk| chunk.expect("every chunk was taken"))
-        .collect()
 }
 
 fn json(report: &Report) -> anyhow::Result<String> {
