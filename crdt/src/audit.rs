@@ -58,6 +58,10 @@ pub const CHECKS: [(u8, &str); 9] = [
     ),
 ];
 
+/// Failures kept per check; the rest are counted only, so a hostile file
+/// cannot make the report arbitrarily large.
+pub const MAX_FAILURES_KEPT: u64 = 1_000;
+
 /// One failed check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -114,8 +118,11 @@ pub struct Report {
     pub options: Vec<String>,
     /// Every check with its pass and fail counts.
     pub checks: Vec<CheckSummary>,
-    /// Every failure, in input order within each check.
+    /// The failures, in input order within each check: every one, up to
+    /// [`MAX_FAILURES_KEPT`] per check (the counts in `checks` are complete).
     pub failures: Vec<Failure>,
+    /// Failures counted but not kept, past [`MAX_FAILURES_KEPT`] per check.
+    pub failures_omitted: u64,
     /// Per-file summaries.
     pub files: Vec<FileSummary>,
     /// The recount over the union of admitted entries.
@@ -129,7 +136,7 @@ pub struct Report {
 impl Report {
     /// True when no check failed.
     pub fn verified(&self) -> bool {
-        self.failures.is_empty() && self.poll.is_some()
+        self.failures.is_empty() && self.failures_omitted == 0 && self.poll.is_some()
     }
 }
 
@@ -150,6 +157,7 @@ pub struct Audit {
     votes: BTreeMap<EntryHash, (Vote, usize, u64)>,
     failures: Vec<Failure>,
     passed: [u64; 10],
+    failed: [u64; 10],
 }
 
 impl Default for Audit {
@@ -167,6 +175,7 @@ impl Audit {
             votes: BTreeMap::new(),
             failures: Vec::new(),
             passed: [0; 10],
+            failed: [0; 10],
         }
     }
 
@@ -193,7 +202,7 @@ impl Audit {
         message: String,
     ) {
         let file = self.files[file].name.clone();
-        self.failures.push(Failure {
+        self.record(Failure {
             check,
             file,
             line,
@@ -201,6 +210,15 @@ impl Audit {
             code: code.into(),
             message,
         });
+    }
+
+    /// Counts every failure; keeps the first [`MAX_FAILURES_KEPT`] of each check.
+    fn record(&mut self, failure: Failure) {
+        let check = failure.check as usize;
+        self.failed[check] += 1;
+        if self.failed[check] <= MAX_FAILURES_KEPT {
+            self.failures.push(failure);
+        }
     }
 
     /// Feeds the next line of file `file`. Blank lines are skipped.
@@ -400,7 +418,7 @@ impl Audit {
     }
 
     fn fail_global(&mut self, check: u8, code: &str, message: String) {
-        self.failures.push(Failure {
+        self.record(Failure {
             check,
             file: String::new(),
             line: None,
@@ -481,7 +499,7 @@ impl Audit {
                 number,
                 name,
                 passed: self.passed[number as usize],
-                failed: self.failures.iter().filter(|f| f.check == number).count() as u64,
+                failed: self.failed[number as usize],
             })
             .collect();
         let files = self
@@ -500,6 +518,7 @@ impl Audit {
             title: poll.map(|p| p.draft.title.clone()),
             options: poll.map(|p| p.draft.options.clone()).unwrap_or_default(),
             checks,
+            failures_omitted: self.failed.iter().sum::<u64>() - self.failures.len() as u64,
             failures: self.failures,
             files,
             tally,

@@ -19,6 +19,11 @@ pub const FORMAT: &str = "votemesh-export";
 /// The format version this crate writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The longest line a valid export can hold (a poll with the largest
+/// allow-list, hex-encoded, is about 6.4 MB). Readers may refuse longer lines
+/// without buffering them.
+pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -91,6 +96,9 @@ pub enum RecordError {
     /// The signed object inside does not decode.
     #[error("{0}")]
     Decode(#[from] DecodeError),
+    /// The line is longer than any valid record ([`MAX_LINE_BYTES`]).
+    #[error("line is longer than {MAX_LINE_BYTES} bytes")]
+    TooLong,
 }
 
 impl Record {
@@ -115,6 +123,9 @@ impl Record {
 
     /// Parses one line (surrounding whitespace allowed).
     pub fn from_line(line: &str) -> Result<Record, RecordError> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(RecordError::TooLong);
+        }
         let parsed: Line =
             serde_json::from_str(line.trim()).map_err(|e| RecordError::Json(e.to_string()))?;
         let unhex = |data: &str| hex::decode(data).map_err(|_| RecordError::Hex);

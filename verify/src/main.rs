@@ -13,11 +13,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Parser;
 use crdt::admit_parallel_with;
-use crdt::audit::{Audit, Report, CHECKS};
+use crdt::audit::{Audit, Report, CHECKS, MAX_FAILURES_KEPT};
 use crdt::decode_lines;
+use crdt::export::{RecordError, MAX_LINE_BYTES};
 
 /// Lines decoded per block: one block is held in memory at a time.
-const BLOCK: usize = 16_384;
+const BLOCK_LINES: usize = 16_384;
+/// Bytes of lines per block, whatever their number.
+const BLOCK_BYTES: usize = 64 * 1024 * 1024;
 
 const EXIT_VERIFIED: u8 = 0;
 const EXIT_FAILED: u8 = 1;
@@ -141,24 +144,76 @@ fn read_file(audit: &mut Audit, path: &Path, threads: usize) -> anyhow::Result<(
 
     let index = audit.start_file(&name);
     let mut reader = BufReader::new(input);
-    let mut block: Vec<String> = Vec::with_capacity(BLOCK);
+    let mut block: Vec<String> = Vec::new();
+    let mut too_long: Vec<usize> = Vec::new();
+    let mut block_bytes = 0;
+    let mut buf = Vec::new();
     loop {
-        let mut buf = Vec::new();
-        let read = reader
-            .read_until(b'\n', &mut buf)
+        let line = read_line_bounded(&mut reader, &mut buf)
             .with_context(|| format!("cannot read {name}"))?;
-        if read > 0 {
-            let line = String::from_utf8_lossy(&buf);
-            block.push(line.trim_end_matches(['\n', '\r']).to_owned());
+        let end = line.is_none();
+        match line {
+            Some(true) => {
+                block_bytes += buf.len();
+                block.push(String::from_utf8_lossy(&buf).into_owned());
+            }
+            Some(false) => {
+                too_long.push(block.len());
+                block.push(String::new());
+            }
+            None => {}
         }
-        if read == 0 || block.len() == BLOCK {
-            for decoded in decode_lines(&block, threads) {
-                audit.push_decoded(index, decoded);
+
+        // Decode in blocks bounded in lines and bytes, so memory stays bounded.
+        if end || block.len() == BLOCK_LINES || block_bytes >= BLOCK_BYTES {
+            let mut decoded = decode_lines(&block, threads);
+            for &i in &too_long {
+                decoded[i] = Some(Err(RecordError::TooLong));
+            }
+            for item in decoded {
+                audit.push_decoded(index, item);
             }
             block.clear();
+            too_long.clear();
+            block_bytes = 0;
         }
-        if read == 0 {
+        if end {
             return Ok(());
+        }
+    }
+}
+
+/// Reads one line into `buf` without its line ending. `None` at the end of
+/// the input; `Some(false)` for a line longer than [`MAX_LINE_BYTES`], whose
+/// rest is skipped without being buffered.
+fn read_line_bounded(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    if reader.by_ref().take(limit).read_until(b'\n', buf)? == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') || buf.len() <= MAX_LINE_BYTES {
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        return Ok(Some(true));
+    }
+
+    buf.clear();
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(Some(false));
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(Some(false));
+            }
+            None => {
+                let len = chunk.len();
+                reader.consume(len);
+            }
         }
     }
 }
@@ -276,9 +331,17 @@ fn write_human(out: &mut String, report: &Report) -> std::fmt::Result {
                 .unwrap_or_default();
             writeln!(out, "  check {} [{place}]{entry}: {}", f.check, f.message)?;
         }
+        if report.failures_omitted > 0 {
+            let omitted = report.failures_omitted;
+            writeln!(
+                out,
+                "  ... and {omitted} more (the first {MAX_FAILURES_KEPT} of each check are listed)"
+            )?;
+        }
     }
 
-    match report.failures.len() {
+    let total: u64 = report.checks.iter().map(|c| c.failed).sum();
+    match total {
         _ if report.verified() => writeln!(out, "\nverified: yes"),
         0 => writeln!(out, "\nverified: NO (no poll)"),
         n => writeln!(
