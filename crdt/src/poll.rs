@@ -247,7 +247,9 @@ impl Poll {
     /// present, must match) and checking the canonical form. Does not verify the
     /// signature.
     pub fn from_json(value: &serde_json::Value) -> Result<Poll, PollJsonError> {
+        // Named in messages as "expected struct poll", not by the private type.
         #[derive(Deserialize)]
+        #[serde(expecting = "struct poll")]
         struct Wire {
             id: Option<PollId>,
             #[serde(flatten)]

@@ -241,8 +241,9 @@ impl Serialize for Vote {
 
 impl<'de> Deserialize<'de> for Vote {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Named in messages as "expected struct vote", not by the private type.
         #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(expecting = "struct vote", deny_unknown_fields)]
         struct Wire {
             poll: PollId,
             voter: PublicKey,

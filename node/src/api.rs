@@ -4,8 +4,8 @@
 //! (Prometheus text) and exports (NDJSON). Every error is
 //! `{"error":{"code":..,"message":..}}`: see [`ApiError`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -13,25 +13,40 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crdt::export::{Header, Record};
 use crdt::{
-    admit_batch, Attestation, DigestBuilder, EntryHash, Poll, PollId, PublicKey, Receipt,
-    Rejection, SecretKey, SignedTally, Vote,
+    admit_batch, EntryHash, Poll, PollId, PublicKey, Receipt, Rejection, SecretKey, SignedTally,
+    Vote,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::clock::now_ms;
 use crate::commit::{Committer, Status};
-use crate::error::ApiError;
-use crate::extract::{json_message, parse_id, ApiPath, JsonBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::export;
+use crate::extract::{json_message, parse_id, ApiPath, JsonBody, PollPath};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::state::{PollSlot, Polls};
 use crate::store::Store;
 
-/// Export lines are sent in chunks of about this many bytes.
-const EXPORT_CHUNK: usize = 64 * 1024;
+/// What a POSTed poll may contain: the fields of its JSON form.
+const POLL_FIELDS: [&str; 9] = [
+    "id",
+    "organizer",
+    "created_at",
+    "opens_at",
+    "closes_at",
+    "title",
+    "options",
+    "eligibility",
+    "signature",
+];
+
+/// Seconds a client refused for `export_busy` is asked to wait.
+const EXPORT_RETRY_AFTER_SECS: u64 = 5;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -45,7 +60,10 @@ pub(crate) struct Shared {
     pub(crate) committer: Committer,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
+    pub(crate) body_timeout: Duration,
     pub(crate) max_batch: usize,
+    /// One permit per export allowed to stream at once.
+    pub(crate) exports: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -57,7 +75,11 @@ impl AppState {
         self.0.body_limit
     }
 
-    fn slot(&self, id: &str) -> Result<Arc<PollSlot>, ApiError> {
+    pub(crate) fn body_timeout(&self) -> Duration {
+        self.0.body_timeout
+    }
+
+    pub(crate) fn slot(&self, id: &str) -> Result<Arc<PollSlot>, ApiError> {
         let id: PollId = parse_id("poll id", id)?;
         self.0
             .polls
@@ -155,6 +177,7 @@ async fn create_poll(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    check_poll_fields(&body)?;
     let poll = Poll::from_json(&body).map_err(|e| match e {
         crdt::PollJsonError::Json(message) => ApiError::invalid_json(message),
         crdt::PollJsonError::IdMismatch { .. } => ApiError::new(
@@ -193,6 +216,21 @@ async fn create_poll(
     Ok((status, json).into_response())
 }
 
+/// Refuses fields a poll does not have, as votes do: `Poll::from_json`
+/// flattens the draft, which would drop them silently.
+fn check_poll_fields(body: &Value) -> Result<(), ApiError> {
+    let Some(object) = body.as_object() else {
+        return Ok(());
+    };
+    match object.keys().find(|k| !POLL_FIELDS.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::invalid_json(format!(
+            "unknown field `{unknown}`, expected one of {}",
+            POLL_FIELDS.map(|f| format!("`{f}`")).join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn list_polls(State(state): State<AppState>) -> Json<Value> {
     let polls: Vec<Value> = state
         .0
@@ -216,10 +254,9 @@ async fn get_poll(
 
 async fn submit_vote(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PollPath(slot): PollPath,
     JsonBody(vote): JsonBody<Vote>,
-) -> Result<Json<Value>, ApiError> {
-    let slot = state.slot(&id)?;
+) -> Result<Json<Stored>, ApiError> {
     if vote.body().poll != slot.poll.id {
         let rejection = Rejection::WrongPoll {
             expected: slot.poll.id,
@@ -231,26 +268,44 @@ async fn submit_vote(
     }
 
     let mut results = admit_and_store(&state, slot, vec![vote]).await?;
-    let (receipt, status) = results
+    let stored = results
         .pop()
         .unwrap_or_else(|| Err(ApiError::invalid_json("no vote")))?;
-    Ok(Json(
-        json!({ "receipt": receipt, "status": status.as_str() }),
-    ))
+    Ok(Json(stored))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Batch {
-    votes: Vec<Value>,
+    /// Kept as raw text: each item is parsed once, and fails alone.
+    votes: Vec<Box<RawValue>>,
+}
+
+/// The answer for one vote: `{receipt, status}`.
+#[derive(Serialize)]
+struct Stored {
+    receipt: Receipt,
+    status: &'static str,
+}
+
+/// One item of a batch answer: `{receipt, status}` or `{error}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchItem<'a> {
+    Stored(&'a Stored),
+    Failed(ErrorBody<'a>),
+}
+
+#[derive(Serialize)]
+struct BatchReply<'a> {
+    results: Vec<BatchItem<'a>>,
 }
 
 async fn submit_batch(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PollPath(slot): PollPath,
     JsonBody(batch): JsonBody<Batch>,
-) -> Result<Json<Value>, ApiError> {
-    let slot = state.slot(&id)?;
+) -> Result<Response, ApiError> {
     if batch.votes.len() > state.0.max_batch {
         let message = format!(
             "batch of {} votes exceeds the limit of {}",
@@ -265,35 +320,51 @@ async fn submit_batch(
     }
 
     // A malformed item fails alone; the others go on.
-    let parsed: Vec<Result<Vote, ApiError>> = batch
-        .votes
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            serde_json::from_value(v)
-                .map_err(|e| ApiError::invalid_json(format!("votes[{i}]: {}", json_message(&e))))
-        })
-        .collect();
-    let votes: Vec<Vote> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
-        .collect();
+    let mut votes = Vec::with_capacity(batch.votes.len());
+    let mut malformed = Vec::with_capacity(batch.votes.len());
+    for (i, raw) in batch.votes.iter().enumerate() {
+        match serde_json::from_str::<Vote>(raw.get()) {
+            Ok(vote) => {
+                votes.push(vote);
+                malformed.push(None);
+            }
+            Err(e) => {
+                let message = format!("votes[{i}]: {}", item_message(&e));
+                malformed.push(Some(ApiError::invalid_json(message)));
+            }
+        }
+    }
+    drop(batch);
     let mut stored = admit_and_store(&state, slot, votes).await?.into_iter();
 
-    let results: Vec<Value> = parsed
+    let outcomes: Vec<Result<Stored, ApiError>> = malformed
         .into_iter()
-        .map(|item| {
-            match item.and_then(|_| {
-                stored
-                    .next()
-                    .unwrap_or_else(|| Err(ApiError::invalid_json("lost")))
-            }) {
-                Ok((receipt, status)) => json!({ "receipt": receipt, "status": status.as_str() }),
-                Err(error) => error.body(),
-            }
+        .map(|malformed| match malformed {
+            Some(error) => Err(error),
+            None => stored
+                .next()
+                .unwrap_or_else(|| Err(ApiError::invalid_json("lost"))),
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    let results = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(stored) => BatchItem::Stored(stored),
+            Err(error) => BatchItem::Failed(error.body()),
+        })
+        .collect();
+    Ok(Json(BatchReply { results }).into_response())
+}
+
+/// serde_json's message for one batch item, without the position inside the
+/// item (the index names the item).
+fn item_message(error: &serde_json::Error) -> String {
+    let text = json_message(error);
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(bare) => bare.to_string(),
+        None => text,
+    }
 }
 
 enum Verdict {
@@ -303,7 +374,7 @@ enum Verdict {
     Rejected(Rejection),
 }
 
-type ItemResult = Result<(Receipt, Status), ApiError>;
+type ItemResult = Result<Stored, ApiError>;
 
 /// Admission, group commit and receipts for votes of one poll. One result
 /// per vote, in order. `Err` only when the store fails.
@@ -315,17 +386,12 @@ async fn admit_and_store(
     let metrics = &state.0.metrics;
     metrics.votes_received.inc_by(votes.len() as u64);
     let poll = slot.poll.id;
+    let hashes: Vec<EntryHash> = votes.iter().map(Vote::hash).collect();
 
     // Held entries skip verification; the rest are admitted in one batch (CPU heavy).
     let store = state.0.store.clone();
-    let (votes, verdicts) = blocking(move || judge(&*store, &slot, votes)).await??;
+    let (admitted, verdicts) = blocking(move || judge(&*store, &slot, votes)).await??;
 
-    let admitted: Vec<Vote> = votes
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, v)| matches!(v, Verdict::Admitted))
-        .map(|(v, _)| v.clone())
-        .collect();
     metrics.votes_accepted.inc_by(admitted.len() as u64);
     let mut durable = if admitted.is_empty() {
         Vec::new().into_iter()
@@ -333,7 +399,7 @@ async fn admit_and_store(
         state.0.committer.votes(poll, admitted).await?.into_iter()
     };
 
-    let mut outcomes = Vec::with_capacity(votes.len());
+    let mut outcomes = Vec::with_capacity(verdicts.len());
     for verdict in verdicts {
         let outcome = match verdict {
             Verdict::Held(at) => Ok((at, Status::Duplicate)),
@@ -353,28 +419,33 @@ async fn admit_and_store(
         outcomes.push(outcome);
     }
 
-    // Signing is ~20 µs a receipt: keep big batches off the async workers.
+    // Signing is ~13 µs a receipt: keep big batches off the async workers.
     let key = state.0.key.clone();
     blocking(move || {
-        votes
-            .iter()
+        hashes
+            .into_iter()
             .zip(outcomes)
-            .map(|(vote, outcome)| {
-                outcome.map(|(at, status)| (Receipt::sign(&key, poll, vote.hash(), at), status))
+            .map(|(hash, outcome)| {
+                outcome.map(|(at, status)| Stored {
+                    receipt: Receipt::sign(&key, poll, hash, at),
+                    status: status.as_str(),
+                })
             })
             .collect()
     })
     .await
 }
 
+/// Sorts votes into held, admitted and rejected. Returns the admitted votes
+/// (moved, not copied) and one verdict per vote, in order.
 fn judge(
     store: &dyn Store,
     slot: &PollSlot,
     votes: Vec<Vote>,
 ) -> Result<(Vec<Vote>, Vec<Verdict>), ApiError> {
     let mut verdicts = Vec::with_capacity(votes.len());
-    let mut fresh = Vec::new();
-    for vote in &votes {
+    let mut fresh = Vec::with_capacity(votes.len());
+    for vote in votes {
         let held = if slot.contains(&vote.hash()) {
             store.received_at(&slot.poll.id, &vote.hash()).map_err(|e| {
                 tracing::error!(poll = %slot.poll.id.short(), error = %e, "reading a held entry failed");
@@ -387,21 +458,25 @@ fn judge(
             Some(at) => verdicts.push(Verdict::Held(at)),
             None => {
                 verdicts.push(Verdict::Admitted);
-                fresh.push(vote.clone());
+                fresh.push(vote);
             }
         }
     }
 
-    let mut checks = admit_batch(&slot.poll, &fresh).into_iter();
+    let checks = admit_batch(&slot.poll, &fresh);
+    let mut checked = checks.into_iter().zip(fresh);
+    let mut admitted = Vec::with_capacity(verdicts.len());
     for verdict in verdicts
         .iter_mut()
         .filter(|v| matches!(v, Verdict::Admitted))
     {
-        if let Some(Err(rejection)) = checks.next() {
-            *verdict = Verdict::Rejected(rejection);
+        match checked.next() {
+            Some((Ok(()), vote)) => admitted.push(vote),
+            Some((Err(rejection), _)) => *verdict = Verdict::Rejected(rejection),
+            None => {}
         }
     }
-    Ok((votes, verdicts))
+    Ok((admitted, verdicts))
 }
 
 async fn get_entry(
@@ -469,55 +544,26 @@ async fn export(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let slot = state.slot(&id)?;
-    let poll = slot.poll.clone();
-    let key = state.0.key.clone();
-    // A consistent snapshot: the attestation covers exactly the entries written.
-    let votes = blocking(move || slot.snapshot()).await?;
-    tracing::debug!(poll = %poll.id.short(), entries = votes.len(), "export started");
-
-    let (chunks, body) = tokio::sync::mpsc::channel::<Result<String, Infallible>>(4);
-    tokio::task::spawn_blocking(move || write_export(&key, &poll, votes, chunks));
-
-    let stream = tokio_stream::wrappers::ReceiverStream::new(body);
-    let headers = [(header::CONTENT_TYPE, "application/x-ndjson")];
-    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
-}
-
-/// Writes the export lines into `chunks`; stops if the client goes away.
-fn write_export(
-    key: &SecretKey,
-    poll: &Poll,
-    votes: Vec<Vote>,
-    chunks: tokio::sync::mpsc::Sender<Result<String, Infallible>>,
-) {
-    let mut buf = String::with_capacity(EXPORT_CHUNK + 4096);
-    let push = |buf: &mut String, record: Record| {
-        buf.push_str(&record.to_line());
-        buf.push('\n');
+    let Ok(permit) = state.0.exports.clone().try_acquire_owned() else {
+        state.0.metrics.exports_refused.inc();
+        let message = "too many exports are running; retry later";
+        let busy = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "export_busy", message);
+        let retry = [(header::RETRY_AFTER, EXPORT_RETRY_AFTER_SECS.to_string())];
+        return Ok((retry, busy).into_response());
     };
-    push(
-        &mut buf,
-        Record::Header(Header::new(poll.id, key.public(), now_ms())),
-    );
-    push(&mut buf, Record::Poll(poll.clone()));
+    let slot_held = export::Slot::new(permit, state.0.metrics.exports_active.clone());
 
-    let mut digest = DigestBuilder::new();
-    for vote in votes {
-        if let Err(e) = digest.push(vote.hash()) {
-            // The snapshot comes from a BTreeMap: out of order means a broken invariant.
-            tracing::error!(poll = %poll.id.short(), error = %e, "export aborted");
-            return;
-        }
-        push(&mut buf, Record::Entry(vote));
-        if buf.len() >= EXPORT_CHUNK && chunks.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
-        {
-            return;
-        }
-    }
+    // A consistent snapshot: the attestation covers exactly the entries written.
+    let poll = slot.poll.clone();
+    let entries = match slot.cached_snapshot() {
+        Some(entries) => entries,
+        None => blocking(move || slot.snapshot()).await?,
+    };
+    tracing::debug!(poll = %poll.id.short(), entries = entries.len(), "export started");
 
-    let attestation = Attestation::sign(key, poll.id, digest.root(), digest.count(), now_ms());
-    push(&mut buf, Record::Attestation(attestation));
-    let _ = chunks.blocking_send(Ok(buf));
+    let lines = export::Lines::new(state.0.key.clone(), poll, entries, slot_held);
+    let headers = [(header::CONTENT_TYPE, "application/x-ndjson")];
+    Ok((headers, axum::body::Body::from_stream(lines)).into_response())
 }
 
 /// Runs CPU-heavy or blocking work off the async workers.
@@ -532,4 +578,28 @@ async fn blocking<T: Send + 'static>(
             "the request failed inside the node",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_batch_item_gets_the_message_it_had_when_parsed_from_a_value() {
+        let items = [
+            r#"{"poll":5}"#,
+            r#"null"#,
+            r#"{"extra":1}"#,
+            r#"{"poll":"ab"}"#,
+            r#"[1,2]"#,
+        ];
+
+        for item in items {
+            let raw = serde_json::from_str::<Vote>(item).unwrap_err();
+            let value: Value = serde_json::from_str(item).unwrap();
+            let from_value = serde_json::from_value::<Vote>(value).unwrap_err();
+
+            assert_eq!(item_message(&raw), json_message(&from_value), "{item}");
+        }
+    }
 }

@@ -148,9 +148,11 @@ async fn run(
             .collect();
 
         let writer = store.clone();
+        let replicas = polls.clone();
         let batch = std::mem::take(&mut group);
         let written =
-            tokio::task::spawn_blocking(move || write_group(&*writer, batch, known)).await;
+            tokio::task::spawn_blocking(move || write_group(&*writer, &replicas, batch, known))
+                .await;
 
         let written = match written {
             Ok(Ok(written)) => written,
@@ -245,8 +247,13 @@ fn apply(written: Written, polls: &Polls, metrics: &Metrics) {
 }
 
 /// Writes a group and syncs once. Runs on a blocking thread.
-fn write_group(store: &dyn Store, jobs: Vec<Job>, known: Vec<bool>) -> Result<Written, Unwritten> {
-    match plan_and_write(store, &jobs, &known) {
+fn write_group(
+    store: &dyn Store,
+    polls: &Polls,
+    jobs: Vec<Job>,
+    known: Vec<bool>,
+) -> Result<Written, Unwritten> {
+    match plan_and_write(store, polls, &jobs, &known) {
         Ok((outcomes, new_entries)) => Ok(Written {
             jobs,
             outcomes,
@@ -258,6 +265,7 @@ fn write_group(store: &dyn Store, jobs: Vec<Job>, known: Vec<bool>) -> Result<Wr
 
 fn plan_and_write(
     store: &dyn Store,
+    polls: &Polls,
     jobs: &[Job],
     known: &[bool],
 ) -> Result<(Vec<Outcome>, u64), StoreError> {
@@ -275,13 +283,18 @@ fn plan_and_write(
                 outcomes.push(Outcome::Poll);
             }
             Job::Votes { poll, votes, .. } => {
+                let slot = polls.get(poll);
                 let mut durable = Vec::with_capacity(votes.len());
                 for vote in votes {
                     let key = (*poll, vote.hash());
                     // Keep the first received_at so a retry gets the identical receipt.
+                    // Only the replica's entries were acknowledged: an entry
+                    // stored by a group whose sync failed is written anew.
+                    let acknowledged = slot.as_ref().is_some_and(|s| s.contains(&key.1));
                     let earlier = match first_seen.get(&key) {
                         Some(at) => Some(*at),
-                        None => store.received_at(poll, &vote.hash())?,
+                        None if acknowledged => store.received_at(poll, &key.1)?,
+                        None => None,
                     };
                     let received_at = match earlier {
                         Some(received_at) => received_at,

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -12,12 +13,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 
 /// The keys a config file or `VOTEMESH_<KEY>` may set.
-const KEYS: [&str; 5] = [
+const KEYS: [&str; 10] = [
     "data_dir",
     "listen",
     "log_format",
     "body_limit",
     "max_batch",
+    "max_exports",
+    "header_timeout_secs",
+    "body_timeout_secs",
+    "write_timeout_secs",
+    "shutdown_timeout_secs",
 ];
 
 /// How logs are written to stderr.
@@ -44,6 +50,18 @@ pub struct Config {
     pub body_limit: usize,
     /// Most votes accepted in one batch request.
     pub max_batch: usize,
+    /// Most exports streamed at once; more get 429 `export_busy`.
+    pub max_exports: usize,
+    /// Seconds a client may take to send a request's headers (at least 1).
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body (at least 1).
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may go without the client accepting any response
+    /// bytes before it is closed (at least 1).
+    pub write_timeout_secs: u64,
+    /// Seconds to wait for open connections after SIGTERM or SIGINT before
+    /// exiting anyway.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -54,6 +72,11 @@ impl Default for Config {
             log_format: LogFormat::Human,
             body_limit: 8 * 1024 * 1024,
             max_batch: 10_000,
+            max_exports: 8,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            write_timeout_secs: 30,
+            shutdown_timeout_secs: 10,
         }
     }
 }
@@ -63,7 +86,9 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, Serialize, clap::Args)]
 pub struct RunArgs {
     /// TOML config file with any of the keys data_dir, listen, log_format,
-    /// body_limit, max_batch. Optional: without it the node runs on defaults.
+    /// body_limit, max_batch, max_exports, header_timeout_secs,
+    /// body_timeout_secs, write_timeout_secs, shutdown_timeout_secs.
+    /// Optional: without it the node runs on defaults.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -97,15 +122,83 @@ pub struct RunArgs {
     #[arg(long, value_name = "VOTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch: Option<usize>,
+
+    /// Most exports streamed at once; more get 429 export_busy with
+    /// Retry-After. [env: VOTEMESH_MAX_EXPORTS] [default: 8]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_exports: Option<usize>,
+
+    /// Seconds a client may take to send a request's headers, and to start
+    /// the next request on a kept-alive connection; then the connection is
+    /// closed. [env: VOTEMESH_HEADER_TIMEOUT_SECS] [default: 10]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout_secs: Option<u64>,
+
+    /// Seconds a client may take to send a request body; then it gets 408
+    /// body_timeout. [env: VOTEMESH_BODY_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout_secs: Option<u64>,
+
+    /// Seconds a connection may go without the client accepting any response
+    /// bytes (a stalled export reader, say); then it is closed.
+    /// [env: VOTEMESH_WRITE_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_timeout_secs: Option<u64>,
+
+    /// Seconds to wait for open connections after SIGTERM or SIGINT; then
+    /// the node exits anyway (acknowledged votes are already durable).
+    /// [env: VOTEMESH_SHUTDOWN_TIMEOUT_SECS] [default: 10]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_secs: Option<u64>,
 }
 
 impl Config {
     /// Merges defaults, the config file named by `args`, the process
     /// environment and the flags, in that order of increasing precedence.
     pub fn load(args: &RunArgs) -> Result<Config, ConfigError> {
-        Self::figment(args, args.config.as_deref(), Env::prefixed("VOTEMESH_"))
-            .extract()
-            .map_err(|e| ConfigError(Box::new(e)))
+        let config: Config =
+            Self::figment(args, args.config.as_deref(), Env::prefixed("VOTEMESH_"))
+                .extract()
+                .map_err(|e| ConfigError(Box::new(e)))?;
+        config.check()
+    }
+
+    /// Refuses settings that would disable a limit: a zero timeout or export cap.
+    fn check(self) -> Result<Config, ConfigError> {
+        let zero = [
+            ("max_exports", self.max_exports as u64),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value == 0);
+        if let Some((key, _)) = zero {
+            let message = format!("{key} must be at least 1");
+            return Err(ConfigError(Box::new(figment::Error::from(message))));
+        }
+        Ok(self)
+    }
+
+    pub(crate) fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub(crate) fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    pub(crate) fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
     }
 
     fn figment(args: &RunArgs, file: Option<&Path>, env: Env) -> Figment {
@@ -162,5 +255,20 @@ mod tests {
         .extract();
 
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused() {
+        let args = RunArgs {
+            header_timeout_secs: Some(0),
+            ..RunArgs::default()
+        };
+
+        let config: Config = Config::figment(&args, None, Env::prefixed("VOTEMESH_TEST_NONE_"))
+            .extract()
+            .unwrap();
+
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("header_timeout_secs"), "{error}");
     }
 }

@@ -158,9 +158,26 @@ impl ApiError {
     }
 
     /// The JSON body, also used for per-item errors of a batch.
-    pub(crate) fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+    pub(crate) fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorFields {
+                code: self.code,
+                message: &self.message,
+            },
+        }
     }
+}
+
+/// `{"error":{"code":..,"message":..}}`, serialized without a `Value` tree.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
 }
 
 impl IntoResponse for ApiError {

@@ -1,6 +1,8 @@
 //! Extractors that turn every client mistake into an [`ApiError`], so none
 //! of axum's plain-text rejections reaches a client.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
@@ -9,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::AppState;
 use crate::error::ApiError;
+use crate::state::PollSlot;
 
 /// A JSON body: `Content-Type: application/json` (or `+json`), within the
 /// body limit, and of the shape `T`.
@@ -20,7 +23,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         check_content_type(req.headers().get(header::CONTENT_TYPE))?;
 
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // A client that stops sending mid-body must not hold the request open.
+        let reading = Bytes::from_request(req, state);
+        let read = tokio::time::timeout(state.body_timeout(), reading).await;
+        let read = read.map_err(|_| {
+            let message = format!(
+                "request body not received within {} s",
+                state.body_timeout().as_secs()
+            );
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", message)
+        })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 let message = format!(
                     "request body exceeds the limit of {} bytes",
@@ -99,6 +112,19 @@ where
                     rejection.body_text().to_lowercase(),
                 )
             })
+    }
+}
+
+/// The poll named by the path's `{id}`, resolved before the body is read, so
+/// a request for an unknown poll gets `unknown_poll` whatever its body.
+pub(crate) struct PollPath(pub(crate) Arc<PollSlot>);
+
+impl FromRequestParts<AppState> for PollPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiPath(id) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        state.slot(&id).map(PollPath)
     }
 }
 

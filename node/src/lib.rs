@@ -18,7 +18,7 @@
 //! | POST | `/v1/polls/{id}/votes/batch` | `{results: [{receipt, status} \| {error}]}` |
 //! | GET | `/v1/polls/{id}/entries/{hash}` | `{receipt}` or 404 `unknown_entry` |
 //! | GET | `/v1/polls/{id}/tally` | counts, digest and a `crdt::SignedTally` |
-//! | GET | `/v1/polls/{id}/export` | NDJSON export (`crdt::export`) |
+//! | GET | `/v1/polls/{id}/export` | NDJSON export (`crdt::export`), or 429 `export_busy` |
 //! | GET | `/v1/node`, `/healthz`, `/readyz`, `/metrics` | identity, liveness, readiness, Prometheus |
 //!
 //! ```no_run
@@ -36,10 +36,12 @@ mod clock;
 mod commit;
 mod config;
 mod error;
+mod export;
 mod extract;
 mod key;
 mod metrics;
 mod node;
+mod server;
 mod state;
 mod store;
 

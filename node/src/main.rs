@@ -1,6 +1,6 @@
 //! `votemesh-node`: run a regional node, or the demo.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,11 +53,14 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let node = Node::start(&config).await?;
         announce(&node)?;
         node.serve(shutdown_signal()).await.context("serving")
-    })
+    });
+    // Connections cut off at the shutdown deadline may still have tasks: do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// The start-up contract: exactly one line on stdout, flushed.
@@ -79,7 +82,8 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -39,6 +39,8 @@ pub(crate) struct Metrics {
     pub(crate) commit_group_votes: Histogram,
     pub(crate) poll_entries: Family<PollLabel, Gauge>,
     pub(crate) http_requests: Family<HttpLabels, Counter>,
+    pub(crate) exports_active: Gauge,
+    pub(crate) exports_refused: Counter,
 }
 
 impl Metrics {
@@ -56,6 +58,8 @@ impl Metrics {
             commit_group_votes: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             poll_entries: Family::default(),
             http_requests: Family::default(),
+            exports_active: Gauge::default(),
+            exports_refused: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -112,6 +116,16 @@ impl Metrics {
             "http_requests",
             "HTTP requests by route and status",
             m.http_requests.clone(),
+        );
+        r.register(
+            "exports_active",
+            "Exports being streamed",
+            m.exports_active.clone(),
+        );
+        r.register(
+            "exports_refused",
+            "Exports refused with 429 because max_exports were running",
+            m.exports_refused.clone(),
         );
         m
     }

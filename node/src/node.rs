@@ -15,6 +15,7 @@ use crate::commit::Committer;
 use crate::config::Config;
 use crate::error::StartError;
 use crate::metrics::Metrics;
+use crate::server::{self, Limits};
 use crate::state::Polls;
 use crate::store::{SledStore, Store};
 
@@ -24,6 +25,7 @@ pub struct Node {
     addr: SocketAddr,
     public: PublicKey,
     router: Router,
+    limits: Limits,
     store: Arc<dyn Store>,
     committer: JoinHandle<()>,
 }
@@ -88,13 +90,21 @@ impl Node {
             committer,
             metrics,
             body_limit: config.body_limit,
+            body_timeout: config.body_timeout(),
             max_batch: config.max_batch,
+            exports: Arc::new(tokio::sync::Semaphore::new(config.max_exports)),
         });
+        let limits = Limits {
+            header: config.header_timeout(),
+            write: config.write_timeout(),
+            shutdown: config.shutdown_timeout(),
+        };
         Ok(Node {
             listener,
             addr,
             public,
             router: api::router(state),
+            limits,
             store,
             committer: task,
         })
@@ -111,15 +121,14 @@ impl Node {
     }
 
     /// Serves until `shutdown` completes, then lets requests in flight
-    /// finish and syncs the store once more.
+    /// finish, for at most the configured shutdown timeout, and syncs the
+    /// store once more.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(node = %self.public.short(), addr = %self.addr, "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        server::serve(self.listener, self.router, self.limits, shutdown).await;
 
         // Acknowledged votes are already durable; this covers nothing but tidiness.
         let store = self.store.clone();

@@ -23,6 +23,9 @@ pub(crate) struct PollSlot {
     /// The digest and equivocation count, with the entry count they were
     /// computed at. The set only grows, so a different count means stale.
     summary: Mutex<Option<(usize, Digest, usize)>>,
+    /// Every entry in hash order, shared by the exports of one state. Stale
+    /// when its length differs from the set's, like `summary`.
+    snapshot: Mutex<Option<Arc<[Vote]>>>,
 }
 
 /// What a tally request reads, taken under one lock.
@@ -89,6 +92,7 @@ impl Polls {
             poll: Arc::new(state.poll().clone()),
             state: RwLock::new(state),
             summary: Mutex::new(None),
+            snapshot: Mutex::new(None),
         };
         slots.insert(slot.poll.id, Arc::new(slot));
         true
@@ -153,9 +157,25 @@ impl PollSlot {
         }
     }
 
-    /// A copy of every entry in hash order, for an export to stream
-    /// without holding the lock.
-    pub(crate) fn snapshot(&self) -> Vec<Vote> {
-        read(&self.state).entries().cloned().collect()
+    /// Every entry in hash order, for an export to stream without holding
+    /// the lock. Copied once per state of the set (`O(n)`), then shared.
+    pub(crate) fn snapshot(&self) -> Arc<[Vote]> {
+        let state = read(&self.state);
+        let mut cache = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cache {
+            Some(entries) if entries.len() == state.len() => entries.clone(),
+            _ => {
+                let entries: Arc<[Vote]> = state.entries().cloned().collect();
+                *cache = Some(entries.clone());
+                entries
+            }
+        }
+    }
+
+    /// The cached snapshot, if it is still current: no copy, no blocking.
+    pub(crate) fn cached_snapshot(&self) -> Option<Arc<[Vote]>> {
+        let state = read(&self.state);
+        let cache = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        cache.clone().filter(|entries| entries.len() == state.len())
     }
 }

@@ -233,3 +233,67 @@ async fn a_poll_with_a_bad_signature_is_refused() {
     assert_eq!(reply["error"]["code"], "bad_poll_signature");
     assert_eq!(listed, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_poll_with_an_unknown_field_is_refused_naming_it() {
+    let (_guard, dir) = data_dir();
+    let node = Node::start(&dir, &[]);
+    let mut padded = serde_json::to_value(poll("padded")).unwrap();
+    padded["extra"] = Value::from(1);
+
+    let (status, reply) = node.post("/v1/polls", &padded).await;
+    let (_, listed) = node.get("/v1/polls").await;
+
+    assert_eq!(status, 400);
+    assert_eq!(reply["error"]["code"], "invalid_json");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`extra`"), "{message}");
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn json_errors_name_the_vote_and_poll_not_internal_types() {
+    let (_guard, dir) = data_dir();
+    let node = Node::start(&dir, &[]);
+    let poll = poll("named");
+    node.create_poll(&poll).await;
+    let votes = format!("/v1/polls/{}/votes", poll.id);
+
+    let (vote_status, vote_reply) = node.post(&votes, &Value::Null).await;
+    let (poll_status, poll_reply) = node.post("/v1/polls", &Value::Null).await;
+
+    assert_eq!((vote_status, poll_status), (400, 400));
+    let vote_message = vote_reply["error"]["message"].as_str().unwrap();
+    let poll_message = poll_reply["error"]["message"].as_str().unwrap();
+    assert!(vote_message.contains("struct vote"), "{vote_message}");
+    assert!(poll_message.contains("struct poll"), "{poll_message}");
+    assert!(!vote_message.contains("Wire") && !poll_message.contains("Wire"));
+}
+
+#[tokio::test]
+async fn votes_for_an_unknown_poll_are_unknown_poll_whatever_the_body() {
+    let (_guard, dir) = data_dir();
+    let node = Node::start(&dir, &[]);
+    let unknown = "ab".repeat(32);
+    let json_type = Some("application/json");
+
+    let (single, single_reply) = node
+        .post_raw(
+            &format!("/v1/polls/{unknown}/votes"),
+            json_type,
+            b"{".to_vec(),
+        )
+        .await;
+    let (batch, batch_reply) = node
+        .post_raw(
+            &format!("/v1/polls/{unknown}/votes/batch"),
+            json_type,
+            b"[]".to_vec(),
+        )
+        .await;
+
+    assert_eq!(single, 404);
+    assert_eq!(single_reply["error"]["code"], "unknown_poll");
+    assert_eq!(batch, 404);
+    assert_eq!(batch_reply["error"]["code"], "unknown_poll");
+}

@@ -96,6 +96,40 @@ impl Node {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits up to `limit` for the process to exit. `None`
+    /// if it is still running then.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A metric's value from `/metrics` (0 if absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get_text("/metrics").await;
+        text.lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(' ')?;
+                (key == name).then(|| value.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_9(mut self) {
         self.child.kill().expect("kill");
