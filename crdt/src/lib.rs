@@ -8,6 +8,9 @@
 //! that has seen the same entries computes the same [`Tally`] and the same
 //! [`Digest`].
 //!
+//! [`sync`] reconciles two replicas of a poll over any transport, sending
+//! bytes in proportion to their difference.
+//!
 //! This crate does no I/O, keeps no clock and draws no randomness: times and
 //! key seeds come in as arguments. It builds for `wasm32-unknown-unknown`, so
 //! the browser, the nodes, the simulator and the verifier run the same code.
@@ -73,6 +76,7 @@ mod poll;
 mod signature;
 mod state;
 mod statement;
+pub mod sync;
 mod tally;
 mod vote;
 

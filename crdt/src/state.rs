@@ -1,6 +1,7 @@
 //! A replica of one poll: the grow-only set of admitted entries and its tally.
 
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 
 use crate::admit::{admit, admit_batch};
 use crate::digest::digest_sorted;
@@ -103,6 +104,11 @@ impl PollState {
     /// The entry with this hash.
     pub fn get(&self, hash: &EntryHash) -> Option<&Vote> {
         self.entries.get(hash)
+    }
+
+    /// Entries whose hash lies in `range`, in ascending hash order.
+    pub fn range(&self, range: impl RangeBounds<EntryHash>) -> impl Iterator<Item = &Vote> {
+        self.entries.range(range).map(|(_, vote)| vote)
     }
 
     /// Number of entries held.
