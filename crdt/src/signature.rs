@@ -67,21 +67,50 @@ impl std::fmt::Debug for SecretKey {
 }
 
 /// A signature that has passed steps 1 to 3 and is ready for the equation.
-struct Prepared {
+struct Prepared<'a> {
     minus_a: EdwardsPoint,
     r: EdwardsPoint,
     s: Scalar,
     k: Scalar,
+    a_bytes: &'a [u8; 32],
+    r_bytes: &'a [u8; 32],
+}
+
+/// Whether 32 bytes are the canonical encoding of a curve point, if they
+/// encode one: `y < p`, and no sign bit on `x = 0` (which happens only for
+/// `y = 1` and `y = p - 1`). The same answer as decompressing and comparing
+/// the re-compression with the input, without the field inversion that costs.
+fn is_canonical_encoding(bytes: &[u8; 32]) -> bool {
+    const ONE: [u8; 32] = {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        b
+    };
+    const P_MINUS_ONE: [u8; 32] = {
+        let mut b = [0xffu8; 32];
+        b[0] = 0xec;
+        b[31] = 0x7f;
+        b
+    };
+    let mut y = *bytes;
+    let sign = y[31] >> 7;
+    y[31] &= 0x7f;
+
+    let at_least_p = y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed;
+    let negative_zero = sign == 1 && (y == ONE || y == P_MINUS_ONE);
+    !at_least_p && !negative_zero
 }
 
 fn decompress_canonical(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    let point = CompressedEdwardsY(*bytes).decompress()?;
-    (point.compress().as_bytes() == bytes).then_some(point)
+    if !is_canonical_encoding(bytes) {
+        return None;
+    }
+    CompressedEdwardsY(*bytes).decompress()
 }
 
-fn prepare(item: &SignedMessage<'_>) -> Result<Prepared, SignatureError> {
+fn prepare<'a>(item: &SignedMessage<'a>) -> Result<Prepared<'a>, SignatureError> {
     let sig = &item.signature.0;
-    let r_bytes: [u8; 32] = sig[..32].try_into().expect("64-byte signature");
+    let r_bytes: &'a [u8; 32] = sig[..32].try_into().expect("64-byte signature");
     let s_bytes: [u8; 32] = sig[32..].try_into().expect("64-byte signature");
 
     // Step 1.
@@ -90,7 +119,7 @@ fn prepare(item: &SignedMessage<'_>) -> Result<Prepared, SignatureError> {
 
     // Step 2.
     let a = decompress_canonical(&item.key.0).ok_or(SignatureError::NonCanonicalKey)?;
-    let r = decompress_canonical(&r_bytes).ok_or(SignatureError::NonCanonicalR)?;
+    let r = decompress_canonical(r_bytes).ok_or(SignatureError::NonCanonicalR)?;
 
     // Step 3.
     if a.is_small_order() {
@@ -111,10 +140,12 @@ fn prepare(item: &SignedMessage<'_>) -> Result<Prepared, SignatureError> {
         r,
         s,
         k,
+        a_bytes: &item.key.0,
+        r_bytes,
     })
 }
 
-fn equation_holds(p: &Prepared) -> bool {
+fn equation_holds(p: &Prepared<'_>) -> bool {
     // [k](-A) + [S]B - R, times the cofactor.
     let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &p.minus_a, &p.s);
     (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
@@ -159,13 +190,13 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<Result<(), SignatureErro
     results
 }
 
-fn batch_equation_holds(prepared: &[(usize, Prepared)]) -> bool {
+fn batch_equation_holds(prepared: &[(usize, Prepared<'_>)]) -> bool {
     // Weights z_i: 128 bits each, from a hash over every (R, A, S, k) in the batch.
     let mut transcript = Sha512::new();
     transcript.update(b"votemesh/batch-weights/v1\0");
     for (_, p) in prepared {
-        transcript.update(p.r.compress().as_bytes());
-        transcript.update((-p.minus_a).compress().as_bytes());
+        transcript.update(p.r_bytes);
+        transcript.update(p.a_bytes);
         transcript.update(p.s.as_bytes());
         transcript.update(p.k.as_bytes());
     }
@@ -203,6 +234,47 @@ mod tests {
 
     fn key(n: u8) -> SecretKey {
         SecretKey::from_seed(&[n; 32])
+    }
+
+    /// The check it replaces: decompress, re-compress, compare.
+    fn canonical_by_recompression(bytes: &[u8; 32]) -> Option<bool> {
+        let point = CompressedEdwardsY(*bytes).decompress()?;
+        Some(point.compress().as_bytes() == bytes)
+    }
+
+    #[test]
+    fn byte_level_canonical_check_agrees_with_recompression() {
+        let mut cases: Vec<[u8; 32]> = Vec::new();
+        // Every y >= p (19 values) and the negative zeros, with both sign bits.
+        for low in 0xec..=0xffu8 {
+            for top in [0x7f, 0xff] {
+                let mut b = [0xff; 32];
+                b[0] = low;
+                b[31] = top;
+                cases.push(b);
+            }
+        }
+        for top in [0x00, 0x80] {
+            let mut one = [0; 32];
+            one[0] = 1;
+            one[31] = top;
+            cases.push(one);
+        }
+        // Real points, and pseudo-random strings (mostly not on the curve).
+        let mut state = [7u8; 32];
+        for i in 0..2000u32 {
+            state = Sha512::digest([&state[..], &i.to_be_bytes()].concat())[..32]
+                .try_into()
+                .unwrap();
+            cases.push(state);
+            cases.push(key(i as u8).public().0);
+        }
+
+        for bytes in &cases {
+            if let Some(expected) = canonical_by_recompression(bytes) {
+                assert_eq!(is_canonical_encoding(bytes), expected, "{}", hex::encode(bytes));
+            }
+        }
     }
 
     #[test]
