@@ -152,6 +152,17 @@ impl Node {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// Resident set size of the node process (Linux `/proc`).
+    fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -439,6 +450,17 @@ fn main() {
         ),
         rate: per_sec(big, restart),
         unit: "entries/s",
+        ratio: None,
+        target: "",
+    });
+    let rss = node.rss_bytes();
+    rows.push(Row {
+        what: format!(
+            "node memory after that restart ({} MiB resident)",
+            rss / (1 << 20)
+        ),
+        rate: rss as f64 / big as f64,
+        unit: "bytes/entry",
         ratio: None,
         target: "",
     });
