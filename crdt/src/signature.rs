@@ -272,7 +272,12 @@ mod tests {
 
         for bytes in &cases {
             if let Some(expected) = canonical_by_recompression(bytes) {
-                assert_eq!(is_canonical_encoding(bytes), expected, "{}", hex::encode(bytes));
+                assert_eq!(
+                    is_canonical_encoding(bytes),
+                    expected,
+                    "{}",
+                    hex::encode(bytes)
+                );
             }
         }
     }

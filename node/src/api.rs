@@ -98,6 +98,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/polls/{id}/votes/batch", post(submit_batch))
         .route("/v1/polls/{id}/entries/{hash}", get(get_entry))
         .route("/v1/polls/{id}/tally", get(tally))
+        .route(
+            "/v1/polls/{id}/tally/stream",
+            get(crate::stream::tally_stream),
+        )
         .route("/v1/polls/{id}/export", get(export))
         .route("/v1/node", get(node_info))
         .route("/healthz", get(|| async { "ok" }))
@@ -510,7 +514,7 @@ async fn get_entry(
     ))
 }
 
-async fn tally(
+pub(crate) async fn tally(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {

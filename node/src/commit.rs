@@ -42,6 +42,35 @@ impl Status {
     }
 }
 
+/// The path by which entries reached the committer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A vote request to the HTTP API.
+    Http,
+    /// A gossip message from a peer.
+    Gossip,
+    /// A reconciliation session with a peer.
+    Sync,
+}
+
+impl Origin {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Http => "http",
+            Origin::Gossip => "gossip",
+            Origin::Sync => "sync",
+        }
+    }
+}
+
+/// Entries new to this node, handed on after their group is durable.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    pub(crate) poll: PollId,
+    pub(crate) votes: Vec<Vote>,
+    pub(crate) origin: Origin,
+}
+
 /// A vote made durable: when the node first stored it, and whether now.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Durable {
@@ -53,6 +82,7 @@ enum Job {
     Votes {
         poll: PollId,
         votes: Vec<Vote>,
+        origin: Origin,
         reply: oneshot::Sender<Result<Vec<Durable>, CommitError>>,
     },
     Poll {
@@ -68,13 +98,25 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
+    #[cfg(test)]
     pub(crate) fn spawn(
         store: Arc<dyn Store>,
         polls: Arc<Polls>,
         metrics: Arc<Metrics>,
     ) -> (Committer, JoinHandle<()>) {
+        Self::spawn_with_feed(store, polls, metrics, None)
+    }
+
+    /// Like `spawn`, and hands every durable group's new entries to `feed`
+    /// (dropped when the feed is full: gossip is best-effort).
+    pub(crate) fn spawn_with_feed(
+        store: Arc<dyn Store>,
+        polls: Arc<Polls>,
+        metrics: Arc<Metrics>,
+        feed: Option<mpsc::Sender<Fresh>>,
+    ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(jobs, store, polls, metrics));
+        let task = tokio::spawn(run(jobs, store, polls, metrics, feed));
         (Committer { queue }, task)
     }
 
@@ -85,8 +127,24 @@ impl Committer {
         poll: PollId,
         votes: Vec<Vote>,
     ) -> Result<Vec<Durable>, CommitError> {
+        self.votes_from(poll, votes, Origin::Http).await
+    }
+
+    /// `votes`, naming the path the votes came by.
+    pub(crate) async fn votes_from(
+        &self,
+        poll: PollId,
+        votes: Vec<Vote>,
+        origin: Origin,
+    ) -> Result<Vec<Durable>, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Votes { poll, votes, reply }).await?;
+        let job = Job::Votes {
+            poll,
+            votes,
+            origin,
+            reply,
+        };
+        self.send(job).await?;
         answer.await.map_err(|_| CommitError::Stopped)?
     }
 
@@ -127,6 +185,7 @@ async fn run(
     store: Arc<dyn Store>,
     polls: Arc<Polls>,
     metrics: Arc<Metrics>,
+    feed: Option<mpsc::Sender<Fresh>>,
 ) {
     let mut failing = false;
     let mut group = Vec::new();
@@ -180,7 +239,7 @@ async fn run(
             .observe(started.elapsed().as_secs_f64());
         metrics.commit_group_votes.observe(votes as f64);
         metrics.votes_durable.inc_by(written.new_entries);
-        apply(written, &polls, &metrics);
+        apply(written, &polls, &metrics, feed.as_ref());
     }
     tracing::debug!("committer stopped");
 }
@@ -207,18 +266,54 @@ fn answer_all(jobs: Vec<Job>, error: CommitError) {
 }
 
 /// After the sync: grow the replicas, then answer.
-fn apply(written: Written, polls: &Polls, metrics: &Metrics) {
+fn apply(written: Written, polls: &Polls, metrics: &Metrics, feed: Option<&mpsc::Sender<Fresh>>) {
     for (job, outcome) in written.jobs.into_iter().zip(written.outcomes) {
         match (job, outcome) {
-            (Job::Votes { poll, votes, reply }, Outcome::Votes(received)) => {
+            (
+                Job::Votes {
+                    poll,
+                    votes,
+                    origin,
+                    reply,
+                },
+                Outcome::Votes(received),
+            ) => {
                 // "stored" means acknowledged now for the first time, which the
                 // replica knows: the store may hold entries of a group whose sync failed.
                 let Some(slot) = polls.get(&poll) else {
                     let _ = reply.send(Err(CommitError::Stopped));
                     continue;
                 };
+                let copies = feed.map(|_| votes.clone());
                 let (new, entries) = slot.insert_admitted(votes);
                 metrics.set_entries(&poll, entries);
+                let fresh = new.iter().filter(|n| **n).count();
+                let label = crate::mesh::PathLabel {
+                    path: origin.as_str(),
+                };
+                metrics
+                    .mesh
+                    .entries_received
+                    .get_or_create(&label)
+                    .inc_by(fresh as u64);
+                if let (Some(feed), Some(copies)) = (feed, copies) {
+                    let votes: Vec<Vote> = copies
+                        .into_iter()
+                        .zip(&new)
+                        .filter_map(|(vote, new)| new.then_some(vote))
+                        .collect();
+                    if !votes.is_empty()
+                        && feed
+                            .try_send(Fresh {
+                                poll,
+                                votes,
+                                origin,
+                            })
+                            .is_err()
+                    {
+                        tracing::debug!(poll = %poll.short(), "gossip feed full; reconciliation will carry the entries");
+                    }
+                }
                 let durable = received
                     .into_iter()
                     .zip(new)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 
 /// The keys a config file or `VOTEMESH_<KEY>` may set.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 15] = [
     "data_dir",
     "listen",
     "log_format",
@@ -24,6 +24,11 @@ const KEYS: [&str; 10] = [
     "body_timeout_secs",
     "write_timeout_secs",
     "shutdown_timeout_secs",
+    "p2p_listen",
+    "peers",
+    "allow",
+    "sync_interval_secs",
+    "admin_token",
 ];
 
 /// How logs are written to stderr.
@@ -62,6 +67,19 @@ pub struct Config {
     /// Seconds to wait for open connections after SIGTERM or SIGINT before
     /// exiting anyway.
     pub shutdown_timeout_secs: u64,
+    /// libp2p listen address of the replication mesh (tcp + noise + yamux);
+    /// empty disables the mesh.
+    pub p2p_listen: String,
+    /// Peers to dial and keep dialing: multiaddrs ending in `/p2p/<peer id>`.
+    pub peers: Vec<String>,
+    /// Peer ids allowed to connect besides those in `peers`; everyone else
+    /// is refused at connection level.
+    pub allow: Vec<String>,
+    /// Seconds between reconciliation rounds with each connected peer (at least 1).
+    pub sync_interval_secs: u64,
+    /// Bearer token of the operator endpoints (`/v1/peers/{id}/block`, ..);
+    /// unset, they answer 403 `admin_disabled`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -77,6 +95,11 @@ impl Default for Config {
             body_timeout_secs: 30,
             write_timeout_secs: 30,
             shutdown_timeout_secs: 10,
+            p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+            peers: Vec::new(),
+            allow: Vec::new(),
+            sync_interval_secs: 10,
+            admin_token: None,
         }
     }
 }
@@ -87,7 +110,8 @@ impl Default for Config {
 pub struct RunArgs {
     /// TOML config file with any of the keys data_dir, listen, log_format,
     /// body_limit, max_batch, max_exports, header_timeout_secs,
-    /// body_timeout_secs, write_timeout_secs, shutdown_timeout_secs.
+    /// body_timeout_secs, write_timeout_secs, shutdown_timeout_secs,
+    /// p2p_listen, peers, allow, sync_interval_secs, admin_token.
     /// Optional: without it the node runs on defaults.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -155,6 +179,42 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_secs: Option<u64>,
+
+    /// libp2p listen address of the replication mesh, e.g.
+    /// /ip4/0.0.0.0/tcp/7401; port 0 picks a free port, reported in the
+    /// start-up line. An empty value disables the mesh.
+    /// [env: VOTEMESH_P2P_LISTEN] [default: /ip4/127.0.0.1/tcp/0]
+    #[arg(long, value_name = "MULTIADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p2p_listen: Option<String>,
+
+    /// Peers to replicate with, comma-separated or repeated: multiaddrs
+    /// ending in /p2p/<peer id>, redialed with backoff while down.
+    /// [env: VOTEMESH_PEERS, as a list: [a,b]] [default: none]
+    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
+
+    /// Peer ids allowed to connect, comma-separated or repeated, in addition
+    /// to the peers above; any other peer is refused at connection level.
+    /// [env: VOTEMESH_ALLOW, as a list: [a,b]] [default: the peer ids of --peers]
+    #[arg(long, value_name = "PEER_ID", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+
+    /// Seconds between reconciliation rounds with each connected peer; a
+    /// round also runs on every (re)connect. [env: VOTEMESH_SYNC_INTERVAL_SECS] [default: 10]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_interval_secs: Option<u64>,
+
+    /// Bearer token for the operator endpoints POST /v1/peers/{id}/block and
+    /// /unblock; without it they answer 403 admin_disabled. Prefer the
+    /// environment or the file over the flag (flags show in ps).
+    /// [env: VOTEMESH_ADMIN_TOKEN] [default: unset]
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -175,11 +235,15 @@ impl Config {
             ("header_timeout_secs", self.header_timeout_secs),
             ("body_timeout_secs", self.body_timeout_secs),
             ("write_timeout_secs", self.write_timeout_secs),
+            ("sync_interval_secs", self.sync_interval_secs),
         ]
         .into_iter()
         .find(|(_, value)| *value == 0);
         if let Some((key, _)) = zero {
             let message = format!("{key} must be at least 1");
+            return Err(ConfigError(Box::new(figment::Error::from(message))));
+        }
+        if let Err(message) = crate::mesh::Settings::from_config(&self) {
             return Err(ConfigError(Box::new(figment::Error::from(message))));
         }
         Ok(self)
@@ -255,6 +319,42 @@ mod tests {
         .extract();
 
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn mesh_settings_come_from_the_file_and_bad_peers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let peer =
+            "/ip4/10.0.0.2/tcp/7401/p2p/12D3KooWAaYVakMyznsMrUbM1TPKUnduj2tCfQiM6zujqQmepeqr";
+        std::fs::write(
+            &file,
+            format!("p2p_listen = \"\"\npeers = [\"{peer}\"]\nsync_interval_secs = 3\n"),
+        )
+        .unwrap();
+        let env = || Env::prefixed("VOTEMESH_TEST_NONE_");
+
+        let config: Config = Config::figment(&RunArgs::default(), Some(&file), env())
+            .extract()
+            .unwrap();
+        let settings = crate::mesh::Settings::from_config(&config).unwrap();
+        let bad = RunArgs {
+            peers: Some(vec!["/ip4/10.0.0.2/tcp/7401".into()]),
+            ..RunArgs::default()
+        };
+        let bad: Config = Config::figment(&bad, None, env()).extract().unwrap();
+
+        assert!(
+            settings.listen.is_none(),
+            "empty p2p_listen turns the mesh off"
+        );
+        assert_eq!(settings.peers.len(), 1);
+        assert!(
+            settings.allow.contains(&settings.peers[0].0),
+            "peers are allowed"
+        );
+        assert_eq!(config.sync_interval_secs, 3);
+        assert!(bad.check().unwrap_err().to_string().contains("/p2p/"));
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub enum StartError {
     /// The store could not be opened or read back.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The replication mesh could not start.
+    #[error("p2p: {0}")]
+    Mesh(String),
     /// The listen address could not be bound.
     #[error("bind {addr}: {source}")]
     Bind {

@@ -12,7 +12,8 @@ mod demo;
 /// (fsync before every acknowledgement) and serves the HTTP API.
 ///
 /// Without a subcommand it runs the node. On start it prints one JSON line to
-/// stdout, {"event":"listening","addr":..,"node":..}; logs go to stderr.
+/// stdout, {"event":"listening","addr":..,"node":..,"p2p":..} ("p2p" only
+/// when the replication mesh is on); logs go to stderr.
 #[derive(Parser, Debug)]
 #[command(
     name = "votemesh-node",
@@ -66,11 +67,15 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// The start-up contract: exactly one line on stdout, flushed.
 fn announce(node: &Node) -> anyhow::Result<()> {
     // Written by hand: the field order is part of the contract.
-    let line = format!(
-        r#"{{"event":"listening","addr":"{}","node":"{}"}}"#,
+    let mut line = format!(
+        r#"{{"event":"listening","addr":"{}","node":"{}""#,
         node.local_addr(),
         node.public_key()
     );
+    if let Some(p2p) = node.p2p_addr() {
+        line.push_str(&format!(r#","p2p":"{p2p}""#));
+    }
+    line.push('}');
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;

@@ -41,6 +41,7 @@ pub(crate) struct Metrics {
     pub(crate) http_requests: Family<HttpLabels, Counter>,
     pub(crate) exports_active: Gauge,
     pub(crate) exports_refused: Counter,
+    pub(crate) mesh: crate::mesh::MeshMetrics,
 }
 
 impl Metrics {
@@ -60,6 +61,7 @@ impl Metrics {
             http_requests: Family::default(),
             exports_active: Gauge::default(),
             exports_refused: Counter::default(),
+            mesh: Default::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -127,6 +129,7 @@ impl Metrics {
             "Exports refused with 429 because max_exports were running",
             m.exports_refused.clone(),
         );
+        m.mesh.register(&mut m.registry);
         m
     }
 

@@ -28,6 +28,8 @@ pub struct Node {
     limits: Limits,
     store: Arc<dyn Store>,
     committer: JoinHandle<()>,
+    /// The replication mesh's address and task, when it is on.
+    p2p: Option<(String, JoinHandle<()>)>,
 }
 
 impl Node {
@@ -68,7 +70,20 @@ impl Node {
             let entries = polls.get(&poll.id).map_or(0, |slot| slot.len());
             metrics.set_entries(&poll.id, entries);
         }
-        let (committer, task) = Committer::spawn(store.clone(), polls.clone(), metrics.clone());
+        let settings = crate::mesh::Settings::from_config(config).map_err(StartError::Mesh)?;
+        let (feed, fresh) = tokio::sync::mpsc::channel(crate::mesh::FEED);
+        let feed = settings.listen.is_some().then_some(feed);
+        let (committer, task) =
+            Committer::spawn_with_feed(store.clone(), polls.clone(), metrics.clone(), feed);
+        let mesh = match settings.listen.clone() {
+            Some(listen) => {
+                let parts = (polls.clone(), committer.clone(), metrics.clone());
+                let mesh =
+                    crate::mesh::start(settings, listen, &key, parts.0, parts.1, parts.2, fresh);
+                Some(mesh.await.map_err(StartError::Mesh)?)
+            }
+            None => None,
+        };
 
         let listener =
             TcpListener::bind(config.listen)
@@ -103,16 +118,26 @@ impl Node {
             listener,
             addr,
             public,
-            router: api::router(state),
+            router: api::router(state).merge(crate::peers::router(
+                mesh.as_ref().map(|m| m.handle.clone()),
+                config.admin_token.clone(),
+            )),
             limits,
             store,
             committer: task,
+            p2p: mesh.map(|m| (m.addr.to_string(), m.task)),
         })
     }
 
     /// The address the listener is bound to (with the real port if 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The replication mesh's address, ending in `/p2p/<peer id>`; `None`
+    /// when the mesh is off.
+    pub fn p2p_addr(&self) -> Option<&str> {
+        self.p2p.as_ref().map(|(addr, _)| addr.as_str())
     }
 
     /// The node's public key, which signs its receipts, tallies and exports.
@@ -140,6 +165,9 @@ impl Node {
             Err(e) => tracing::warn!(error = %e, "final sync task failed"),
         }
         self.committer.abort();
+        if let Some((_, mesh)) = self.p2p {
+            mesh.abort();
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crdt::{Digest, EntryHash, Inserted, Poll, PollId, PollState, Tally, Vote};
+use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -26,6 +27,9 @@ pub(crate) struct PollSlot {
     /// Every entry in hash order, shared by the exports of one state. Stale
     /// when its length differs from the set's, like `summary`.
     snapshot: Mutex<Option<Arc<[Vote]>>>,
+    /// The entry count, published after every insert that grew the set:
+    /// what tally streams wait on (see `crate::stream`).
+    changes: watch::Sender<usize>,
 }
 
 /// What a tally request reads, taken under one lock.
@@ -88,8 +92,10 @@ impl Polls {
         if slots.contains_key(&state.poll().id) {
             return false;
         }
+        let (changes, _) = watch::channel(state.len());
         let slot = PollSlot {
             poll: Arc::new(state.poll().clone()),
+            changes,
             state: RwLock::new(state),
             summary: Mutex::new(None),
             snapshot: Mutex::new(None),
@@ -125,6 +131,12 @@ impl PollSlot {
         read(&self.state).len()
     }
 
+    /// The replica under its read lock, for a sync session to read. Hold it
+    /// briefly and off the async workers: the committer waits for it.
+    pub(crate) fn view(&self) -> RwLockReadGuard<'_, PollState> {
+        read(&self.state)
+    }
+
     /// Adds entries that passed admission and are durable. Returns, per
     /// vote, whether it was new, and the entry count after.
     pub(crate) fn insert_admitted(&self, votes: Vec<Vote>) -> (Vec<bool>, usize) {
@@ -133,7 +145,21 @@ impl PollSlot {
             .into_iter()
             .map(|vote| state.insert_admitted(vote) == Inserted::New)
             .collect();
-        (new, state.len())
+        let len = state.len();
+        drop(state);
+
+        // Only growth wakes the streams; a batch of duplicates changes nothing.
+        self.changes.send_if_modified(|held| {
+            let grew = *held != len;
+            *held = len;
+            grew
+        });
+        (new, len)
+    }
+
+    /// Waits on the entry count: marked changed whenever the set grows.
+    pub(crate) fn changes(&self) -> watch::Receiver<usize> {
+        self.changes.subscribe()
     }
 
     /// Counts, digest and equivocation count (the last two cached until the

@@ -101,7 +101,7 @@ impl Election {
         let mut out = Vec::with_capacity(self.voters as usize);
         for (n, ranking) in &self.orders {
             if let Some(first) = ranking.first() {
-                out.extend(std::iter::repeat(*first).take(*n as usize));
+                out.extend(std::iter::repeat_n(*first, *n as usize));
             }
         }
         out

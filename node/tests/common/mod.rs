@@ -13,6 +13,8 @@ use std::time::Duration;
 use crdt::{Eligibility, Poll, PollDraft, PollState, SecretKey, Vote, VoteBody, VoteId};
 use serde_json::Value;
 
+pub mod mesh;
+
 /// How long a node may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long any HTTP request may take.
@@ -23,6 +25,8 @@ pub struct Node {
     child: Child,
     pub addr: String,
     pub key: String,
+    /// The mesh address from the listening line, ending in `/p2p/<peer id>`.
+    pub p2p: Option<String>,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
 }
@@ -87,6 +91,7 @@ impl Node {
             child,
             addr: event["addr"].as_str().expect("addr").to_string(),
             key: event["node"].as_str().expect("node").to_string(),
+            p2p: event["p2p"].as_str().map(str::to_string),
             data_dir: data_dir.to_path_buf(),
             client,
         }
