@@ -1,27 +1,33 @@
 //! `votemesh-node demo`: the whole path on real ballots.
 //!
-//! Starts a node (this same binary, `run`, in a fresh data directory), creates
-//! a poll for a PrefLib election, signs one vote per ballot (one voter key per
-//! ballot, derived from a seed; the choice is the ballot's first preference),
-//! replays them over HTTP with concurrency, exports the poll, verifies the
-//! export independently and prints the recount beside the counts computed
-//! straight from the data file.
+//! Starts a mesh of regional nodes (this same binary, `run`, each in a fresh
+//! temporary data directory), creates a poll for a PrefLib election, signs one
+//! vote per ballot (one voter key per ballot, derived from a seed; the choice
+//! is the ballot's first preference) and replays them over HTTP, spread over
+//! the nodes. The last node is cut off from the others for the middle third of
+//! the replay and then healed. Then every node's export is verified
+//! independently and the recount printed beside the counts computed straight
+//! from the data file.
 
 mod cluster;
 mod preflib;
+mod report;
+mod votes;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, ensure, Context};
-use crdt::{Eligibility, PollDraft, Receipt, SecretKey, Vote, VoteBody, VoteId};
+use anyhow::{bail, Context};
+use crdt::{Eligibility, Poll, PollDraft, SecretKey};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use cluster::NodeProcess;
+use cluster::{Ident, NodeProcess};
 use preflib::Election;
+use report::{NodeRow, Outcome, Partition, Row};
+
+/// How long the nodes may take to connect, and to converge after a heal.
+const MESH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options of `votemesh-node demo`.
 #[derive(clap::Args, Debug)]
@@ -38,6 +44,11 @@ pub(crate) struct Args {
     #[arg(long)]
     json: bool,
 
+    /// Regional nodes in the mesh. With 2 or more, the last one is cut off for
+    /// the middle third of the replay and healed afterwards.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    nodes: u32,
+
     /// Votes per HTTP request (1 sends every vote in its own request).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch: u32,
@@ -46,47 +57,13 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     concurrency: u32,
 
-    /// Where the export and the node's log are written.
+    /// Where the exports and the nodes' logs are written.
     #[arg(long, default_value = "demo-out", value_name = "DIR")]
     out: PathBuf,
 
-    /// Seed from which the organizer and every voter key are derived.
+    /// Seed from which the organizer, node and voter keys are derived.
     #[arg(long, default_value = "votemesh-demo")]
     seed: String,
-}
-
-/// One candidate's row of the result.
-#[derive(Debug, Serialize)]
-struct Row {
-    name: String,
-    expected: u64,
-    recounted: u64,
-}
-
-/// The result, as printed by `--json`.
-#[derive(Debug, Serialize)]
-struct Outcome {
-    election: String,
-    poll: String,
-    ballots: u64,
-    candidates: Vec<Row>,
-    total: Row,
-    all_rows_equal: bool,
-    node_tally_equal: bool,
-    digest: String,
-    digest_matches_node: bool,
-    verified: bool,
-    checks_failed: u64,
-    votes_per_second: f64,
-    ingest_seconds: f64,
-    batch: u32,
-    concurrency: u32,
-    rejected: u64,
-    duplicates: u64,
-    retries: u64,
-    receipts_verified: u64,
-    retried_duplicates: u64,
-    export: String,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -99,9 +76,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        print_table(&outcome);
+        report::print(&outcome);
     }
-    if !(outcome.all_rows_equal && outcome.verified && outcome.node_tally_equal) {
+    if !outcome.success() {
         bail!("the recount does not match the ballots");
     }
     Ok(())
@@ -113,11 +90,10 @@ fn say(args: &Args, text: impl AsRef<str>) {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn ballots_path(args: &Args) -> anyhow::Result<PathBuf> {
@@ -132,35 +108,144 @@ fn ballots_path(args: &Args) -> anyhow::Result<PathBuf> {
             .join(&name),
     ];
     candidates.iter().find(|p| p.exists()).cloned().with_context(|| {
-        format!("no ballot file {name} under data/preflib (run from the repository root, or pass --ballots FILE)")
+        format!(
+            "no ballot file {name} under data/preflib (run from the repository root, or pass --ballots FILE)"
+        )
     })
 }
 
-/// Derives a key from the seed and a label, so a run can be reproduced.
-fn derive_key(seed: &str, label: &str, index: u64) -> SecretKey {
+/// The 32-byte seed of a key derived from the demo seed and a label, so a run can be reproduced.
+fn derive_seed(seed: &str, label: &str, index: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"votemesh-demo/key/v1\0");
     h.update(seed.as_bytes());
     h.update([0]);
     h.update(label.as_bytes());
     h.update(index.to_be_bytes());
-    SecretKey::from_seed(&h.finalize().into())
+    h.finalize().into()
 }
 
-fn progress(args: &Args, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn derive_key(seed: &str, label: &str, index: u64) -> SecretKey {
+    SecretKey::from_seed(&derive_seed(seed, label, index))
+}
+
+pub(crate) fn progress(args: &Args, len: u64, what: &str) -> ProgressBar {
     if args.json {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(
-            "  {msg:<8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+            "  {msg:<9} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// The running mesh: node processes, their identities, the admin token.
+struct Mesh {
+    nodes: Vec<NodeProcess>,
+    idents: Vec<Ident>,
+    token: String,
+    /// Removed when the demo ends.
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn start_mesh(args: &Args, client: &reqwest::Client) -> anyhow::Result<Mesh> {
+    let n = args.nodes as usize;
+    let token = hex::encode(derive_seed(&args.seed, "admin-token", 0));
+    let mut dirs = Vec::new();
+    let mut idents = Vec::new();
+    for i in 0..n {
+        let dir = tempfile::Builder::new()
+            .prefix("votemesh-demo-node-")
+            .tempdir()?;
+        idents.push(Ident::prepare(
+            dir.path(),
+            &derive_seed(&args.seed, "node", i as u64),
+        )?);
+        dirs.push(dir);
+    }
+
+    let mut nodes = Vec::new();
+    for (i, me) in idents.iter().enumerate() {
+        let mut extra = vec!["--sync-interval-secs".to_string(), "1".into()];
+        if n > 1 {
+            let others: Vec<&Ident> = idents.iter().filter(|o| o.peer_id != me.peer_id).collect();
+            extra.extend(["--p2p-listen".into(), me.listen()]);
+            extra.extend(["--peers".into(), join(others.iter().map(|o| o.addr()))]);
+        } else {
+            extra.extend(["--p2p-listen".into(), String::new()]);
+        }
+        let log = args.out.join(format!("node-{}.log", i + 1));
+        let env = [("VOTEMESH_ADMIN_TOKEN", token.as_str())];
+        nodes.push(NodeProcess::start(dirs[i].path(), &log, &extra, &env).await?);
+    }
+
+    let started = Instant::now();
+    for node in &nodes {
+        while node.connected_peers(client).await.unwrap_or(0) < n - 1 {
+            if started.elapsed() > MESH_TIMEOUT {
+                bail!("the nodes did not connect within {MESH_TIMEOUT:?}; see demo-out/node-*.log");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(Mesh {
+        nodes,
+        idents,
+        token,
+        _dirs: dirs,
+    })
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(",")
+}
+
+impl Mesh {
+    /// Blocks (or unblocks) every link between the last node and the others, on both sides.
+    async fn cut_last(&self, client: &reqwest::Client, cut: bool) -> anyhow::Result<()> {
+        let last = self.nodes.len() - 1;
+        for i in 0..last {
+            let (a, b) = (&self.nodes[i], &self.nodes[last]);
+            a.set_blocked(client, &self.token, &self.idents[last].peer_id, cut)
+                .await?;
+            b.set_blocked(client, &self.token, &self.idents[i].peer_id, cut)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every node holds `entries` entries with one digest.
+    async fn converge(
+        &self,
+        client: &reqwest::Client,
+        poll: &Poll,
+        entries: u64,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let mut digests = Vec::new();
+            for node in &self.nodes {
+                let tally = node.tally(client, &poll.id).await?;
+                digests.push((tally.entries, tally.digest));
+            }
+            if digests
+                .iter()
+                .all(|d| d.0 == entries && d.1 == digests[0].1)
+            {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > MESH_TIMEOUT {
+                bail!("the nodes did not converge within {MESH_TIMEOUT:?}: {digests:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 async fn replay(args: &Args) -> anyhow::Result<Outcome> {
@@ -177,20 +262,18 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    // The node's data lives in a temporary directory, removed when the demo ends.
-    let data_dir = tempfile::Builder::new()
-        .prefix("votemesh-demo-node-")
-        .tempdir()?;
-    let log = args.out.join("node.log");
-    let node = NodeProcess::start(data_dir.path(), &log).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .build()?;
+    let mesh = start_mesh(args, &client).await?;
+    let keys: Vec<String> = mesh.nodes.iter().map(|n| n.key_short()).collect();
     say(
         args,
         format!(
-            "[1/6] node {} listening on {} (data in {}, log in {})",
-            node.key_short(),
-            node.addr,
-            data_dir.path().display(),
-            log.display()
+            "[1/6] {} regional nodes up and connected over libp2p: {} (logs in {}/node-*.log)",
+            mesh.nodes.len(),
+            keys.join(", "),
+            args.out.display()
         ),
     );
 
@@ -206,74 +289,78 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         eligibility: Eligibility::Open,
     }
     .sign(&organizer)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency as usize)
-        .build()?;
-    node.create_poll(&client, &poll).await?;
-    say(
-        args,
-        format!(
-            "[2/6] poll {} created: {}",
-            poll.id.short(),
-            poll.draft.title
-        ),
-    );
-
+    for node in &mesh.nodes {
+        node.create_poll(&client, &poll).await?;
+    }
     let signing = Instant::now();
-    let votes = sign_votes(args, &poll.id, &choices);
+    let votes = votes::sign(args, &poll.id, &choices);
     say(
         args,
         format!(
-            "[3/6] signed {} votes, one key per ballot, in {:.1} s",
+            "[2/6] poll {} created on every node; {} votes signed, one key per ballot, in {:.1} s",
+            poll.id.short(),
             votes.len(),
             signing.elapsed().as_secs_f64()
         ),
     );
 
-    // Every 40th vote is sent a second time afterwards, as a client retrying would.
-    let resend: Vec<Vote> = votes.iter().step_by(40).cloned().collect();
-    let sent = send_votes(args, &client, &node, &poll.id, votes).await?;
+    let (sent, partition) = replay_in_thirds(args, &client, &mesh, &poll, &votes).await?;
     let rate = sent.stored as f64 / sent.elapsed.as_secs_f64();
     say(args, format!(
-        "[4/6] replayed over HTTP: {} stored, {} duplicate, {} rejected in {:.2} s = {:.0} votes/s ({} per request, {} in flight, {} retries)",
-        sent.stored, sent.duplicates, sent.rejected, sent.elapsed.as_secs_f64(), rate, args.batch, args.concurrency, sent.retries
+        "[4/6] all {} votes acknowledged durably: {} stored, {} duplicate, {} rejected; {:.0} votes/s ({} per request, {} in flight)",
+        votes.len(), sent.stored, sent.duplicates, sent.rejected, rate, args.batch, args.concurrency
     ));
-    let receipts_verified = verify_receipts(&sent.receipts, &node.key)?;
-    let retried = retry_votes(args, &client, &node, &poll.id, resend, &sent.receipts).await?;
+    let node_keys: Vec<_> = mesh.nodes.iter().map(|n| n.key).collect();
+    let receipts_verified = votes::verify_receipts(&sent.receipts, &node_keys)?;
+    // Every 40th vote is sent again, as a client retrying would.
+    let resend: Vec<_> = votes.iter().step_by(40).cloned().collect();
+    let retried = votes::retry(
+        args,
+        &client,
+        &mesh.nodes,
+        &poll.id,
+        &resend,
+        &sent.receipts,
+    )
+    .await?;
     say(args, format!(
-        "      retried {retried} of them: every retry answered \"duplicate\" with the identical receipt"
+        "      {receipts_verified} signed receipts checked; {retried} votes retried: each answered \"duplicate\" with its identical receipt"
     ));
 
-    let tally = node.tally(&client, &poll.id).await?;
-    let export_path = args.out.join(format!("{}.export.jsonl", args.election));
-    let lines = node.export(&client, &poll.id, &export_path).await?;
+    let mut nodes = Vec::new();
+    for (i, node) in mesh.nodes.iter().enumerate() {
+        let export = args
+            .out
+            .join(format!("{}.node-{}.export.jsonl", args.election, i + 1));
+        node.export(&client, &poll.id, &export).await?;
+        let tally = node.tally(&client, &poll.id).await?;
+        let report = audit_file(&export)?;
+        nodes.push(NodeRow::new(node, &tally, &report, &export));
+    }
     say(
         args,
         format!(
-            "[5/6] exported {} lines to {}",
-            lines,
-            export_path.display()
+            "[5/6] exported every node's state to {}/{}.node-*.export.jsonl",
+            args.out.display(),
+            args.election
         ),
     );
-
-    let report = audit_file(&export_path)?;
-    let failed: u64 = report.checks.iter().map(|c| c.failed).sum();
     say(
         args,
         format!(
-            "[6/6] verified independently: {} of {} checks passed",
-            report.checks.iter().filter(|c| c.failed == 0).count(),
-            report.checks.len()
+            "[6/6] verified each export independently: {}",
+            nodes
+                .iter()
+                .map(|n| if n.verified { "ok" } else { "FAILED" })
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
-    node.stop().await;
+    for node in mesh.nodes {
+        node.stop().await;
+    }
 
-    let recounted = report
-        .tally
-        .as_ref()
-        .map(|t| t.counts.clone())
-        .unwrap_or_default();
-    let digest = report.digest.map(|d| d.to_string()).unwrap_or_default();
+    let recounted = nodes[0].counts.clone();
     let candidates: Vec<Row> = election
         .candidates
         .iter()
@@ -295,13 +382,13 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         ballots: choices.len() as u64,
         all_rows_equal: candidates.iter().all(|r| r.expected == r.recounted)
             && total.expected == total.recounted,
-        node_tally_equal: tally.counts == recounted,
-        digest_matches_node: tally.digest == digest,
+        digests_equal: nodes.iter().all(|n| n.digest == nodes[0].digest),
+        verified: nodes.iter().all(|n| n.verified),
+        digest: nodes[0].digest.clone(),
         candidates,
         total,
-        digest,
-        verified: report.verified(),
-        checks_failed: failed,
+        nodes,
+        partition,
         votes_per_second: rate,
         ingest_seconds: sent.elapsed.as_secs_f64(),
         batch: args.batch,
@@ -311,153 +398,63 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         retries: sent.retries,
         receipts_verified,
         retried_duplicates: retried,
-        export: export_path.display().to_string(),
+        export: args
+            .out
+            .join(format!("{}.node-1.export.jsonl", args.election))
+            .display()
+            .to_string(),
     })
 }
 
-fn sign_votes(args: &Args, poll: &crdt::PollId, choices: &[u32]) -> Vec<Vote> {
-    let bar = progress(args, choices.len() as u64, "signing");
-    let cast_at = now_ms();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = choices.len().div_ceil(threads).max(1);
-    let votes = std::thread::scope(|s| {
-        let handles: Vec<_> = choices
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let bar = bar.clone();
-                s.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(i, &choice)| {
-                            let index = (c * chunk + i) as u64;
-                            let voter = derive_key(&args.seed, "voter", index);
-                            let vote_id: [u8; 16] = Sha256::digest(voter.public().0)[..16]
-                                .try_into()
-                                .expect("16 bytes");
-                            bar.inc(1);
-                            VoteBody {
-                                poll: *poll,
-                                voter: voter.public(),
-                                choice,
-                                seq: 1,
-                                vote_id: VoteId(
-                                    uuid::Builder::from_random_bytes(vote_id).into_uuid(),
-                                ),
-                                cast_at,
-                                credential: None,
-                            }
-                            .sign(&voter)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("signing thread"))
-            .collect()
-    });
-    bar.finish_and_clear();
-    votes
-}
-
-struct Sent {
-    stored: u64,
-    duplicates: u64,
-    rejected: u64,
-    retries: u64,
-    elapsed: Duration,
-    receipts: Vec<Receipt>,
-}
-
-async fn send_votes(
+/// Replays the votes in three thirds, spread over the nodes. With more than
+/// one node, the last is cut off for the middle third (its voters keep voting
+/// there) and healed before the last third.
+async fn replay_in_thirds(
     args: &Args,
     client: &reqwest::Client,
-    node: &NodeProcess,
-    poll: &crdt::PollId,
-    votes: Vec<Vote>,
-) -> anyhow::Result<Sent> {
-    let bar = progress(args, votes.len() as u64, "voting");
-    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency as usize));
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
+    mesh: &Mesh,
+    poll: &Poll,
+    votes: &[crdt::Vote],
+) -> anyhow::Result<(votes::Sent, Option<Partition>)> {
+    let all: Vec<&NodeProcess> = mesh.nodes.iter().collect();
+    let third = votes.len() / 3;
+    let (first, rest) = votes.split_at(third);
+    let (middle, last) = rest.split_at(third);
 
-    for chunk in votes.chunks(args.batch as usize) {
-        let chunk = chunk.to_vec();
-        let permit = permits.clone().acquire_owned().await?;
-        let (client, url, bar) = (
-            client.clone(),
-            node.url(&format!("/v1/polls/{poll}/votes/batch")),
-            bar.clone(),
+    let mut sent = votes::send(args, client, &all, &poll.id, first, "1st third").await?;
+    if mesh.nodes.len() == 1 {
+        sent.add(votes::send(args, client, &all, &poll.id, rest, "the rest").await?);
+        say(
+            args,
+            "[3/6] replayed on one node (no partition with --nodes 1)",
         );
-        tasks.spawn(async move {
-            let result = cluster::submit_batch(&client, &url, &chunk).await;
-            bar.inc(chunk.len() as u64);
-            drop(permit);
-            result
-        });
+        return Ok((sent, None));
     }
 
-    let mut sent = Sent {
-        stored: 0,
-        duplicates: 0,
-        rejected: 0,
-        retries: 0,
-        elapsed: Duration::ZERO,
-        receipts: Vec::new(),
+    mesh.cut_last(client, true).await?;
+    sent.add(votes::send(args, client, &all, &poll.id, middle, "2nd third").await?);
+    let cut_node = mesh.nodes.last().expect("two nodes or more");
+    let cut_entries = cut_node.tally(client, &poll.id).await?.entries;
+    let main_entries = mesh.nodes[0].tally(client, &poll.id).await?.entries;
+
+    mesh.cut_last(client, false).await?;
+    let converge = mesh.converge(client, poll, (2 * third) as u64).await?;
+    say(args, format!(
+        "[3/6] node {} cut off for the middle third: it held {} entries, the others {}; healed, all {} nodes equal {:.2} s later",
+        mesh.nodes.len(), cut_entries, main_entries, mesh.nodes.len(), converge.as_secs_f64()
+    ));
+
+    sent.add(votes::send(args, client, &all, &poll.id, last, "3rd third").await?);
+    let settle = mesh.converge(client, poll, votes.len() as u64).await?;
+    let partition = Partition {
+        cut_off_node: mesh.nodes.len() as u32,
+        votes_during_partition: middle.len() as u64,
+        entries_on_cut_off_node: cut_entries,
+        entries_on_other_nodes: main_entries,
+        converged_after_heal_ms: converge.as_millis() as u64,
+        final_settle_ms: settle.as_millis() as u64,
     };
-    while let Some(joined) = tasks.join_next().await {
-        let batch = joined.context("vote task")??;
-        sent.stored += batch.stored;
-        sent.duplicates += batch.duplicates;
-        sent.rejected += batch.rejected;
-        sent.retries += batch.retries;
-        sent.receipts.extend(batch.receipts);
-    }
-    sent.elapsed = started.elapsed();
-    bar.finish_and_clear();
-    Ok(sent)
-}
-
-/// Sends votes again and checks each is a duplicate with its original receipt.
-async fn retry_votes(
-    args: &Args,
-    client: &reqwest::Client,
-    node: &NodeProcess,
-    poll: &crdt::PollId,
-    votes: Vec<Vote>,
-    first: &[Receipt],
-) -> anyhow::Result<u64> {
-    let original: std::collections::HashMap<_, _> = first.iter().map(|r| (r.entry, r)).collect();
-    let again = send_votes(args, client, node, poll, votes).await?;
-    ensure!(
-        again.stored == 0,
-        "{} retried votes were stored a second time",
-        again.stored
-    );
-    for receipt in &again.receipts {
-        ensure!(
-            original.get(&receipt.entry) == Some(&receipt),
-            "retry of {} got a different receipt",
-            receipt.entry
-        );
-    }
-    Ok(again.duplicates)
-}
-
-fn verify_receipts(receipts: &[Receipt], node: &crdt::PublicKey) -> anyhow::Result<u64> {
-    for receipt in receipts {
-        ensure!(
-            receipt.node == *node,
-            "receipt for {} signed by another node",
-            receipt.entry
-        );
-        receipt
-            .verify()
-            .with_context(|| format!("receipt for entry {}", receipt.entry))?;
-    }
-    Ok(receipts.len() as u64)
+    Ok((sent, Some(partition)))
 }
 
 fn audit_file(path: &Path) -> anyhow::Result<crdt::audit::Report> {
@@ -471,58 +468,4 @@ fn audit_file(path: &Path) -> anyhow::Result<crdt::audit::Report> {
         audit.push_decoded(index, decoded);
     }
     Ok(audit.finish(crdt::admit_parallel))
-}
-
-fn print_table(o: &Outcome) {
-    let width = o
-        .candidates
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(9);
-    println!();
-    println!(
-        "  {:<width$}  {:>9}  {:>9}",
-        "candidate", "expected", "recounted"
-    );
-    for row in o.candidates.iter().chain(std::iter::once(&o.total)) {
-        let mark = if row.expected == row.recounted {
-            "equal"
-        } else {
-            "DIFFERENT"
-        };
-        println!(
-            "  {:<width$}  {:>9}  {:>9}  {mark}",
-            row.name, row.expected, row.recounted
-        );
-    }
-    println!();
-    println!("  digest     {}", o.digest);
-    println!("  ingest     {:.0} votes/s, durable before acknowledged ({} votes per request, {} in flight)", o.votes_per_second, o.batch, o.concurrency);
-    println!(
-        "  receipts   {} signed receipts checked",
-        o.receipts_verified
-    );
-    println!(
-        "  verified   {}",
-        if o.verified {
-            "yes: every signature, rule and attestation checked".to_string()
-        } else {
-            format!("NO ({} failures)", o.checks_failed)
-        }
-    );
-    println!(
-        "  result     {}",
-        if o.all_rows_equal && o.verified && o.node_tally_equal {
-            "every row equal"
-        } else {
-            "MISMATCH"
-        }
-    );
-    println!();
-    println!(
-        "  recount it yourself: cargo run --release -p votemesh-verify -- {}",
-        o.export
-    );
 }

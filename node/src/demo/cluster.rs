@@ -31,8 +31,14 @@ struct Listening {
 }
 
 impl NodeProcess {
-    /// Starts this binary as a node on a free loopback port.
-    pub(crate) async fn start(data_dir: &Path, log: &Path) -> anyhow::Result<NodeProcess> {
+    /// Starts this binary as a node on a free loopback port, with `extra`
+    /// arguments and environment variables.
+    pub(crate) async fn start(
+        data_dir: &Path,
+        log: &Path,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<NodeProcess> {
         let exe = std::env::current_exe().context("locating the votemesh-node binary")?;
         let log =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -41,6 +47,8 @@ impl NodeProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -152,6 +160,87 @@ impl NodeProcess {
 pub(crate) struct NodeTally {
     pub(crate) counts: Vec<u64>,
     pub(crate) digest: String,
+    pub(crate) entries: u64,
+}
+
+/// The mesh identity of a node the demo is about to start: its key is
+/// written into the data directory first, so every peer id is known before
+/// any node starts and each can allow exactly the others.
+pub(crate) struct Ident {
+    pub(crate) peer_id: String,
+    pub(crate) port: u16,
+}
+
+impl Ident {
+    pub(crate) fn prepare(data_dir: &Path, seed: &[u8; 32]) -> anyhow::Result<Ident> {
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(data_dir.join("node.key"), hex::encode(seed))?;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*seed)?;
+        // A free port now; the node binds it a moment later (loopback only).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Ok(Ident {
+            peer_id: keypair.public().to_peer_id().to_string(),
+            port,
+        })
+    }
+
+    pub(crate) fn listen(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.port)
+    }
+
+    pub(crate) fn addr(&self) -> String {
+        format!("{}/p2p/{}", self.listen(), self.peer_id)
+    }
+}
+
+/// The operator's view of a node's peers, from `GET /v1/peers`.
+#[derive(Debug, Deserialize)]
+struct Peers {
+    peers: Vec<PeerState>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PeerState {
+    connected: bool,
+}
+
+impl NodeProcess {
+    /// How many peers the node reports connected.
+    pub(crate) async fn connected_peers(&self, client: &reqwest::Client) -> anyhow::Result<usize> {
+        let peers: Peers = client
+            .get(self.url("/v1/peers"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(peers.peers.iter().filter(|p| p.connected).count())
+    }
+
+    /// Blocks or unblocks a peer through the operator API.
+    pub(crate) async fn set_blocked(
+        &self,
+        client: &reqwest::Client,
+        token: &str,
+        peer_id: &str,
+        blocked: bool,
+    ) -> anyhow::Result<()> {
+        let action = if blocked { "block" } else { "unblock" };
+        let response = client
+            .post(self.url(&format!("/v1/peers/{peer_id}/{action}")))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "{action} {peer_id}: {} {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        Ok(())
+    }
 }
 
 /// What one batch request achieved.
