@@ -1,0 +1,131 @@
+//! Error types, one per operation, and the HTTP error every handler returns.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Why the configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(#[from] pub(crate) Box<figment::Error>);
+
+/// Why a relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is incomplete or inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The registrar key file could not be read or does not hold 32 bytes of hex.
+    #[error("registrar key {}: {reason}", path.display())]
+    RegistrarKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The web directory does not exist.
+    #[error("web dir {} is not a directory", path.display())]
+    WebDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The HTTP client for the nodes could not be built.
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The listen address could not be bound.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// An HTTP error: a status and `{"error":{"code":..,"message":..}}`, the
+/// same shape the nodes answer with.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable, machine-readable code.
+    pub code: &'static str,
+    /// What was wrong, lowercase, naming the offending value.
+    pub message: String,
+    /// Seconds to send as `Retry-After`, if any.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error with no `Retry-After`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    pub(crate) fn invalid_path(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_path", message)
+    }
+
+    pub(crate) fn unknown_poll(id: &crdt::PollId) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_poll",
+            format!("poll {id} is not known"),
+        )
+    }
+
+    pub(crate) fn no_upstream(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "no_upstream", message)
+    }
+
+    pub(crate) fn rate_limited(scope: &str, wait: Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError {
+            retry_after: Some(Duration::from_secs(secs)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for this {scope}; retry in {secs} s"),
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let value = axum::http::HeaderValue::from(wait.as_secs());
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}

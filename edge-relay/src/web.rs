@@ -1,0 +1,113 @@
+//! The web app: files of `--web-dir`, compressed (brotli or gzip, as the
+//! browser accepts), with caching headers chosen by name:
+//!
+//! - hashed assets (`app.3f9a1c2e.wasm`, `app-3f9a1c2e.js`): a year, `immutable`,
+//!   since a new build gives them a new name;
+//! - HTML (and `/`): a minute, so a new build reaches browsers soon;
+//! - the service worker (`sw.js`, `service-worker.js`): `no-cache`, and
+//!   `Service-Worker-Allowed: /` so a worker served from a subpath may
+//!   control the whole site;
+//! - anything else: an hour.
+
+use std::path::Path;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+
+use crate::error::ApiError;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const HTML: &str = "public, max-age=60";
+const WORKER: &str = "no-cache";
+const OTHER: &str = "public, max-age=3600";
+
+/// A router serving `dir` for every path it is given.
+pub(crate) fn router(dir: &Path) -> Router {
+    let files = ServeDir::new(dir).append_index_html_on_directories(true);
+    Router::new()
+        .fallback_service(files)
+        .layer(middleware::from_fn(cache_headers))
+        .layer(CompressionLayer::new().br(true).gzip(true))
+}
+
+/// The 404 of a path that is neither API nor file.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+}
+
+async fn cache_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let mut response = next.run(req).await;
+    if response.status() == StatusCode::NOT_FOUND {
+        return not_found().await.into_response();
+    }
+    if !response.status().is_success() {
+        return response;
+    }
+
+    let name = path.rsplit('/').next().unwrap_or("");
+    let (policy, worker) = match kind(name) {
+        Kind::Worker => (WORKER, true),
+        Kind::Hashed => (IMMUTABLE, false),
+        Kind::Html => (HTML, false),
+        Kind::Other => (OTHER, false),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    if worker {
+        headers.insert("service-worker-allowed", HeaderValue::from_static("/"));
+    }
+    response
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Worker,
+    Hashed,
+    Html,
+    Other,
+}
+
+fn kind(name: &str) -> Kind {
+    if name == "sw.js" || name == "service-worker.js" {
+        return Kind::Worker;
+    }
+    if name.is_empty() || name.ends_with(".html") {
+        return Kind::Html;
+    }
+    if is_hashed(name) {
+        return Kind::Hashed;
+    }
+    Kind::Other
+}
+
+/// `stem.<hash>.ext` or `stem-<hash>.ext`, the hash 8 or more hex digits.
+fn is_hashed(name: &str) -> bool {
+    let Some((rest, _ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let hash = rest.rsplit(['.', '-']).next().unwrap_or("");
+    hash.len() >= 8 && hash.len() < rest.len() && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sorted_into_caching_kinds() {
+        assert_eq!(kind("app.3f9a1c2e.js"), Kind::Hashed);
+        assert_eq!(kind("client-0123456789abcdef_bg.wasm"), Kind::Other);
+        assert_eq!(kind("client-0123456789abcdef.wasm"), Kind::Hashed);
+        assert_eq!(kind("index.html"), Kind::Html);
+        assert_eq!(kind(""), Kind::Html);
+        assert_eq!(kind("sw.js"), Kind::Worker);
+        assert_eq!(kind("deadbeef.js"), Kind::Other);
+        assert_eq!(kind("style.css"), Kind::Other);
+    }
+}
