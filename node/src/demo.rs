@@ -10,6 +10,7 @@
 //! from the data file.
 
 mod cluster;
+mod live;
 mod preflib;
 mod report;
 mod votes;
@@ -23,8 +24,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest as _, Sha256};
 
 use cluster::{Ident, NodeProcess};
+use live::{EdgeRelay, Subscriber};
 use preflib::Election;
-use report::{NodeRow, Outcome, Partition, Row};
+use report::{Live, NodeRow, Outcome, Partition, Row};
 
 /// How long the nodes may take to connect, and to converge after a heal.
 const MESH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -145,9 +147,11 @@ pub(crate) fn progress(args: &Args, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The running mesh: node processes, their identities, the admin token.
+/// The running mesh: node processes, their identities, the admin token, and
+/// one edge relay per node that voters send to.
 struct Mesh {
     nodes: Vec<NodeProcess>,
+    relays: Vec<EdgeRelay>,
     idents: Vec<Ident>,
     token: String,
     /// Removed when the demo ends.
@@ -194,8 +198,18 @@ async fn start_mesh(args: &Args, client: &reqwest::Client) -> anyhow::Result<Mes
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    // One relay per region: it prefers its own node and fails over to the others.
+    let urls: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
+    let mut relays = Vec::new();
+    for i in 0..n {
+        let mut order = urls.clone();
+        order.rotate_left(i);
+        relays.push(EdgeRelay::start(order).await?);
+    }
     Ok(Mesh {
         nodes,
+        relays,
         idents,
         token,
         _dirs: dirs,
@@ -270,7 +284,7 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
     say(
         args,
         format!(
-            "[1/6] {} regional nodes up and connected over libp2p: {} (logs in {}/node-*.log)",
+            "[1/6] {} regional nodes up and connected over libp2p: {} (logs in {}/node-*.log); an edge relay in front of each",
             mesh.nodes.len(),
             keys.join(", "),
             args.out.display()
@@ -292,12 +306,13 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
     for node in &mesh.nodes {
         node.create_poll(&client, &poll).await?;
     }
+    let mut subscriber = Subscriber::follow(&client, &mesh.relays[0].url, &poll.id).await?;
     let signing = Instant::now();
     let votes = votes::sign(args, &poll.id, &choices);
     say(
         args,
         format!(
-            "[2/6] poll {} created on every node; {} votes signed, one key per ballot, in {:.1} s",
+            "[2/6] poll {} created on every node and followed live through relay 1; {} votes signed, one key per ballot, in {:.1} s",
             poll.id.short(),
             votes.len(),
             signing.elapsed().as_secs_f64()
@@ -356,6 +371,25 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
                 .join(", ")
         ),
     );
+    let (update, updates) = subscriber
+        .wait_for(votes.len() as u64, MESH_TIMEOUT)
+        .await?;
+    let live = Live {
+        relay: mesh.relays[0].url.clone(),
+        updates,
+        version: update.version,
+        counts_equal_recount: update.counts == nodes[0].counts,
+        digest_equal: update.digest == nodes[0].digest,
+    };
+    say(args, format!(
+        "      the live subscriber on relay 1 got {} coalesced updates; its final counts {} the recount",
+        live.updates,
+        if live.counts_equal_recount { "equal" } else { "DIFFER FROM" }
+    ));
+    drop(subscriber);
+    for relay in mesh.relays {
+        relay.stop().await;
+    }
     for node in mesh.nodes {
         node.stop().await;
     }
@@ -389,6 +423,7 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         total,
         nodes,
         partition,
+        live,
         votes_per_second: rate,
         ingest_seconds: sent.elapsed.as_secs_f64(),
         batch: args.batch,
@@ -416,7 +451,8 @@ async fn replay_in_thirds(
     poll: &Poll,
     votes: &[crdt::Vote],
 ) -> anyhow::Result<(votes::Sent, Option<Partition>)> {
-    let all: Vec<&NodeProcess> = mesh.nodes.iter().collect();
+    // Voters send to the relays, spread evenly.
+    let all: Vec<String> = mesh.relays.iter().map(|r| r.url.clone()).collect();
     let third = votes.len() / 3;
     let (first, rest) = votes.split_at(third);
     let (middle, last) = rest.split_at(third);

@@ -68,6 +68,18 @@ pub(crate) struct Partition {
     pub(crate) final_settle_ms: u64,
 }
 
+/// What a live subscriber on a relay saw.
+#[derive(Debug, Serialize)]
+pub(crate) struct Live {
+    pub(crate) relay: String,
+    /// Updates received (coalesced: far fewer than votes).
+    pub(crate) updates: u64,
+    /// Version of the last update (the entry count).
+    pub(crate) version: u64,
+    pub(crate) counts_equal_recount: bool,
+    pub(crate) digest_equal: bool,
+}
+
 /// The result, as printed by `--json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Outcome {
@@ -82,6 +94,7 @@ pub(crate) struct Outcome {
     pub(crate) verified: bool,
     pub(crate) nodes: Vec<NodeRow>,
     pub(crate) partition: Option<Partition>,
+    pub(crate) live: Live,
     pub(crate) votes_per_second: f64,
     pub(crate) ingest_seconds: f64,
     pub(crate) batch: u32,
@@ -100,6 +113,8 @@ impl Outcome {
             && self.verified
             && self.digests_equal
             && self.nodes.iter().all(|n| n.tally_matches_recount)
+            && self.live.counts_equal_recount
+            && self.live.digest_equal
     }
 }
 
@@ -152,6 +167,15 @@ pub(crate) fn print(o: &Outcome) {
         );
     }
     println!(
+        "  live       a subscriber on relay 1 got {} updates; final counts {} the recount",
+        o.live.updates,
+        if o.live.counts_equal_recount {
+            "equal"
+        } else {
+            "DIFFER FROM"
+        }
+    );
+    println!(
         "  ingest     {:.0} votes/s, durable before acknowledged ({} votes per request, {} in flight)",
         o.votes_per_second, o.batch, o.concurrency
     );
@@ -160,7 +184,7 @@ pub(crate) fn print(o: &Outcome) {
         o.receipts_verified
     );
     let result = if o.success() {
-        "every row equal, every node's export verified, all digests equal"
+        "every row equal, every node's export verified, all digests equal, live counts equal"
     } else {
         "MISMATCH"
     };

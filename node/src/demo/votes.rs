@@ -78,12 +78,12 @@ impl Sent {
     }
 }
 
-/// Sends `votes` in batches, batch `j` to `targets[j % targets.len()]`, with
-/// at most `--concurrency` requests in flight.
+/// Sends `votes` in batches, batch `j` to the node or relay at base URL
+/// `targets[j % targets.len()]`, with at most `--concurrency` requests in flight.
 pub(crate) async fn send(
     args: &Args,
     client: &reqwest::Client,
-    targets: &[&NodeProcess],
+    targets: &[String],
     poll: &PollId,
     votes: &[Vote],
     label: &str,
@@ -96,7 +96,7 @@ pub(crate) async fn send(
     for (j, chunk) in votes.chunks(args.batch as usize).enumerate() {
         let chunk = chunk.to_vec();
         let permit = permits.clone().acquire_owned().await?;
-        let url = targets[j % targets.len()].url(&format!("/v1/polls/{poll}/votes/batch"));
+        let url = format!("{}/v1/polls/{poll}/votes/batch", targets[j % targets.len()]);
         let (client, bar) = (client.clone(), bar.clone());
         tasks.spawn(async move {
             let result = cluster::submit_batch(&client, &url, &chunk).await;
@@ -138,7 +138,7 @@ pub(crate) async fn retry(
             .filter(|v| original.get(&v.hash()).is_some_and(|r| r.node == node.key))
             .cloned()
             .collect();
-        let again = send(args, client, &[node], poll, &mine, "retrying").await?;
+        let again = send(args, client, &[node.url("")], poll, &mine, "retrying").await?;
         ensure!(
             again.stored == 0,
             "{} retried votes were stored twice",
