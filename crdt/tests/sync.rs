@@ -223,6 +223,27 @@ fn fallback_streams_many_hash_chunks() {
 }
 
 #[test]
+fn fallback_pages_a_hash_list_longer_than_a_page() {
+    // Over 131,072 hashes (4 MiB): the list itself takes two pages.
+    let votes: Vec<Vote> = (200_000..340_000).map(vote).collect();
+    let (x, y) = colliding_pair(&[]);
+    let mut a = Colliding(state(votes.iter().chain([&x])));
+    let mut b = Colliding(state(votes.iter().chain([&y])));
+
+    let run = sync(&mut a, &mut b);
+
+    assert_eq!(run.initiator.path, Path::Fallback);
+    assert_eq!(a.0.digest(), b.0.digest());
+    assert_eq!(hashes(&run.to_initiator), hashes([&y]));
+    assert_eq!(hashes(&run.to_responder), hashes([&x]));
+    assert!(run.largest_flight <= crdt::sync::PAGE_BYTES + 64 * 1024);
+    assert!(
+        run.responder.stats.round_trips >= 2,
+        "a next page for the hashes"
+    );
+}
+
+#[test]
 fn garbage_truncated_and_oversized_messages_are_decode_errors() {
     let hello = Message::Hello {
         poll: poll().id,

@@ -265,6 +265,21 @@ async fn a_node_down_while_100k_votes_arrive_catches_up_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: 300,000 votes, over ten pages of bulk; run with --ignored to measure"]
+async fn a_node_down_while_300k_votes_arrive_catches_up_after_restart() {
+    catch_up_after_downtime(300_000, Duration::from_secs(600)).await;
+}
+
+/// Not a test to keep green: measures a catch-up of a million entries once
+/// (`MESH_CATCH_UP_N` overrides the count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: a million votes; run in release with --ignored --nocapture"]
+async fn measure_catch_up_of_a_million_missing_entries() {
+    let n = std::env::var("MESH_CATCH_UP_N").map_or(1_000_000, |v| v.parse().unwrap());
+    catch_up_after_downtime(n, Duration::from_secs(1_800)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_not_on_the_allow_list_cannot_connect_or_inject() {
     let (_ra, da) = data_dir();
     let (_rx, dx) = data_dir();

@@ -1,23 +1,24 @@
 //! The side that starts a session: sends hello, decodes the responder's
 //! symbols, asks for what it lacks and pushes what the responder lacks.
 
-use std::ops::Bound;
+use std::collections::VecDeque;
 
-use crate::ids::{Digest, EntryHash, PollId};
+use crate::ids::{Digest, PollId};
 use crate::sync::error::SyncError;
-use crate::sync::message::{Message, MAX_HASHES, MAX_IDS};
+use crate::sync::message::Message;
+use crate::sync::outbox::{Outbox, Source};
 use crate::sync::riblt::{Decoder, Encoder, Symbol};
 use crate::sync::session::{
-    all_entries, first_request, next_request, symbol_cap, Config, Core, Output, Path, Stats,
+    first_request, next_request, symbol_cap, Config, Core, Output, Path, Stats,
 };
 use crate::sync::view::SetView;
-use crate::vote::Vote;
 
 /// The side that starts a session.
 #[derive(Debug)]
 pub struct Initiator {
     core: Core,
     step: Step,
+    outbox: Outbox,
 }
 
 #[derive(Debug)]
@@ -26,11 +27,12 @@ enum Step {
         count: u64,
     },
     Decoding(Box<Decoding>),
-    Bulk,
-    AwaitEntries,
-    Fallback {
-        entries_done: bool,
-        wants_done: bool,
+    /// The way is chosen: entries (and in the fallback, hashes) flow in
+    /// pages until both directions are done.
+    Streaming {
+        path: Path,
+        /// The responder's last `Entries` has not arrived yet.
+        receiving: bool,
     },
     Ended,
 }
@@ -50,9 +52,14 @@ impl Step {
         match self {
             Step::AwaitReply { .. } => "awaiting the reply to hello",
             Step::Decoding(_) => "receiving symbols",
-            Step::Bulk => "receiving everything",
-            Step::AwaitEntries => "awaiting wanted entries",
-            Step::Fallback { .. } => "comparing hashes",
+            Step::Streaming {
+                path: Path::Fallback,
+                ..
+            } => "comparing hashes",
+            Step::Streaming {
+                receiving: true, ..
+            } => "receiving entries",
+            Step::Streaming { .. } => "sending entries",
             Step::Ended => "ended",
         }
     }
@@ -79,7 +86,8 @@ impl Initiator {
         core.stats.round_trips += 1;
 
         let step = Step::AwaitReply { count };
-        (Initiator { core, step }, out)
+        let outbox = Outbox::default();
+        (Initiator { core, step, outbox }, out)
     }
 
     /// Handles one message from the responder. Any error ends the session.
@@ -167,68 +175,91 @@ impl Initiator {
             ) => {
                 self.on_symbols(decoding, (count, digest), start, symbols, set, out)?;
             }
-            (
-                Step::AwaitReply { count: 0 } | Step::Bulk,
-                Message::Entries { entries, last, .. },
-            ) => {
-                self.core.accept(out, entries)?;
-                self.end_or(out, last, Path::Bulk, Step::Bulk);
+            (Step::AwaitReply { count: 0 }, message @ Message::Entries { .. }) => {
+                let step = Step::Streaming {
+                    path: Path::Bulk,
+                    receiving: true,
+                };
+                self.stream(step, message, set, out)?;
             }
             (Step::AwaitReply { .. }, Message::WantAll { .. }) => {
-                self.core.send_entries(out, all_entries(set), true);
-                self.core.finish(out, Path::Bulk);
+                self.outbox.push(Source::All { after: None });
+                self.outbox.close();
+                self.outbox.pump(&mut self.core, set, out);
+                let step = Step::Streaming {
+                    path: Path::Bulk,
+                    receiving: false,
+                };
+                self.settle(out, step);
             }
-            (Step::AwaitEntries, Message::Entries { entries, last, .. }) => {
-                self.core.accept(out, entries)?;
-                self.end_or(out, last, Path::Symbols, Step::AwaitEntries);
-            }
-            (
-                Step::Fallback {
-                    entries_done: false,
-                    wants_done,
-                },
-                Message::Entries { entries, last, .. },
-            ) => {
-                self.core.accept(out, entries)?;
-                self.fallback_progress(out, last, wants_done);
-            }
-            (
-                Step::Fallback {
-                    entries_done,
-                    wants_done: false,
-                },
-                Message::WantHashes { hashes, last, .. },
-            ) => {
-                let votes = hashes.iter().filter_map(|h| set.get(h).cloned());
-                self.core.send_entries(out, votes.collect::<Vec<_>>(), last);
-                self.fallback_progress(out, entries_done, last);
+            (step @ Step::Streaming { .. }, message) => {
+                self.stream(step, message, set, out)?;
             }
             (step, message) => {
-                return Err(SyncError::OutOfOrder {
-                    step: step.name(),
-                    message: message.kind(),
-                });
+                return Err(out_of_order(&step, &message));
             }
         }
         Ok(())
     }
 
-    fn end_or(&mut self, out: &mut Output, last: bool, path: Path, next: Step) {
-        if last {
-            self.core.finish(out, path);
-        } else {
-            self.step = next;
+    /// Handles a message once entries are flowing: entries and page ends
+    /// from the responder, page requests, and in the fallback its wants.
+    fn stream(
+        &mut self,
+        step: Step,
+        message: Message,
+        set: &impl SetView,
+        out: &mut Output,
+    ) -> Result<(), SyncError> {
+        let Step::Streaming { path, receiving } = step else {
+            return Err(out_of_order(&step, &message));
+        };
+        match message {
+            Message::Entries { entries, last, .. } if receiving => {
+                self.core.accept(out, entries)?;
+                let step = Step::Streaming {
+                    path,
+                    receiving: !last,
+                };
+                self.settle(out, step);
+            }
+            Message::PageEnd { .. } if receiving => {
+                let poll = self.core.poll;
+                self.core.send(out, Message::NextPage { poll });
+                self.core.stats.round_trips += 1;
+                self.step = Step::Streaming { path, receiving };
+            }
+            Message::NextPage { .. } if self.outbox.is_paused() => {
+                self.outbox.resume();
+                self.outbox.pump(&mut self.core, set, out);
+                self.settle(out, Step::Streaming { path, receiving });
+            }
+            Message::WantHashes { hashes, last, .. }
+                if path == Path::Fallback && !self.outbox.is_closed() =>
+            {
+                self.outbox.push(Source::Hashes(hashes.into()));
+                if last {
+                    self.outbox.close();
+                }
+                self.outbox.pump(&mut self.core, set, out);
+                self.settle(out, Step::Streaming { path, receiving });
+            }
+            message => {
+                let step = Step::Streaming { path, receiving };
+                return Err(out_of_order(&step, &message));
+            }
         }
+        Ok(())
     }
 
-    fn fallback_progress(&mut self, out: &mut Output, entries_done: bool, wants_done: bool) {
-        if entries_done && wants_done {
-            self.core.finish(out, Path::Fallback);
-        } else {
-            self.step = Step::Fallback {
-                entries_done,
-                wants_done,
-            };
+    /// Finishes once nothing is owed either way; otherwise goes on at `next`.
+    fn settle(&mut self, out: &mut Output, next: Step) {
+        match next {
+            Step::Streaming {
+                path,
+                receiving: false,
+            } if self.outbox.is_settled() => self.core.finish(out, path),
+            next => self.step = next,
         }
     }
 
@@ -285,52 +316,46 @@ impl Initiator {
     }
 
     /// Asks for what we lack (Want first, so the responder answers at once)
-    /// and pushes what the responder lacks.
+    /// and pushes what the responder lacks, both paged.
     fn exchange(&mut self, decoder: &Decoder, set: &impl SetView, out: &mut Output) {
         let mut wanted = decoder.remote_only().to_vec();
         wanted.sort_unstable();
-        let chunks = wanted.len().div_ceil(MAX_IDS);
-        for (i, ids) in wanted.chunks(MAX_IDS).enumerate() {
-            let want = Message::Want {
-                poll: self.core.poll,
-                ids: ids.to_vec(),
-                last: i + 1 == chunks,
-            };
-            self.core.send(out, want);
-        }
-
-        let ours: Vec<Vote> = decoder
-            .local_only()
-            .iter()
-            .flat_map(|id| set.with_short_id(*id).cloned())
-            .collect();
-        self.core.send_entries(out, ours, true);
-
-        if wanted.is_empty() {
-            self.core.finish(out, Path::Symbols);
-        } else {
+        let receiving = !wanted.is_empty();
+        if receiving {
+            self.outbox.push(Source::WantList(VecDeque::from(wanted)));
             self.core.stats.round_trips += 1;
-            self.step = Step::AwaitEntries;
         }
+        self.outbox
+            .push(Source::Ids(decoder.local_only().iter().copied().collect()));
+        self.outbox.close();
+        self.outbox.pump(&mut self.core, set, out);
+
+        let step = Step::Streaming {
+            path: Path::Symbols,
+            receiving,
+        };
+        self.settle(out, step);
     }
 
+    /// Sends our hash list, paged; the responder answers each chunk with
+    /// what it lacks and what we lack.
     fn fall_back(&mut self, set: &impl SetView, out: &mut Output) {
-        let hashes: Vec<EntryHash> = set.hashes((Bound::Unbounded, Bound::Unbounded)).collect();
-        let chunks = hashes.len().div_ceil(MAX_HASHES).max(1);
-        let mut pieces = hashes.chunks(MAX_HASHES);
-        for i in 0..chunks {
-            let piece = pieces.next().unwrap_or(&[]).to_vec();
-            let message = Message::Hashes {
-                poll: self.core.poll,
-                hashes: piece,
-                last: i + 1 == chunks,
-            };
-            self.core.send(out, message);
-        }
+        self.outbox.push(Source::HashList {
+            after: None,
+            done: false,
+        });
+        self.outbox.pump(&mut self.core, set, out);
         self.core.stats.round_trips += 1;
-        self.step = Step::Fallback {
-            entries_done: false,
-            wants_done: false,
+        self.step = Step::Streaming {
+            path: Path::Fallback,
+            receiving: true,
         };
+    }
+}
+
+fn out_of_order(step: &Step, message: &Message) -> SyncError {
+    SyncError::OutOfOrder {
+        step: step.name(),
+        message: message.kind(),
     }
 }

@@ -106,6 +106,18 @@ pub enum Message {
         /// Whether this is the last `WantHashes` of the session.
         last: bool,
     },
+    /// Either side: a page of what I owe you ended (at most
+    /// [`PAGE_BYTES`](crate::sync::PAGE_BYTES)); more follows once you send
+    /// [`Message::NextPage`].
+    PageEnd {
+        /// The poll.
+        poll: PollId,
+    },
+    /// Either side: I took your page; send the next one.
+    NextPage {
+        /// The poll.
+        poll: PollId,
+    },
 }
 
 mod kind {
@@ -118,6 +130,8 @@ mod kind {
     pub(super) const WANT_ALL: u8 = 7;
     pub(super) const HASHES: u8 = 8;
     pub(super) const WANT_HASHES: u8 = 9;
+    pub(super) const PAGE_END: u8 = 10;
+    pub(super) const NEXT_PAGE: u8 = 11;
 }
 
 /// Tag, NUL, kind byte, poll id.
@@ -135,7 +149,9 @@ impl Message {
             | Message::Entries { poll, .. }
             | Message::WantAll { poll }
             | Message::Hashes { poll, .. }
-            | Message::WantHashes { poll, .. } => *poll,
+            | Message::WantHashes { poll, .. }
+            | Message::PageEnd { poll }
+            | Message::NextPage { poll } => *poll,
         }
     }
 
@@ -151,6 +167,8 @@ impl Message {
             Message::WantAll { .. } => "want_all",
             Message::Hashes { .. } => "hashes",
             Message::WantHashes { .. } => "want_hashes",
+            Message::PageEnd { .. } => "page_end",
+            Message::NextPage { .. } => "next_page",
         }
     }
 
@@ -217,6 +235,12 @@ impl Message {
                 w.u8(kind::WANT_HASHES).raw(&poll.0);
                 write_hashes(&mut w, hashes, *last);
             }
+            Message::PageEnd { poll } => {
+                w.u8(kind::PAGE_END).raw(&poll.0);
+            }
+            Message::NextPage { poll } => {
+                w.u8(kind::NEXT_PAGE).raw(&poll.0);
+            }
         }
         w.finish()
     }
@@ -225,7 +249,10 @@ impl Message {
     pub fn encoded_len(&self) -> usize {
         let body = match self {
             Message::Hello { .. } => 8 + 32,
-            Message::Same { .. } | Message::WantAll { .. } => 0,
+            Message::Same { .. }
+            | Message::WantAll { .. }
+            | Message::PageEnd { .. }
+            | Message::NextPage { .. } => 0,
             Message::Symbols { symbols, .. } => {
                 let counts: usize = symbols.iter().map(|s| varint_len(s.count as u64)).sum();
                 8 + 32 + 8 + 4 + 16 * symbols.len() + counts
@@ -296,6 +323,8 @@ impl Message {
                 let (hashes, last) = read_hashes(&mut r)?;
                 Message::WantHashes { poll, hashes, last }
             }
+            kind::PAGE_END => Message::PageEnd { poll },
+            kind::NEXT_PAGE => Message::NextPage { poll },
             value => {
                 return Err(DecodeError::UnknownTag {
                     field: "kind",
@@ -468,6 +497,8 @@ mod tests {
                 hashes: vec![],
                 last: false,
             },
+            Message::PageEnd { poll },
+            Message::NextPage { poll },
         ]
     }
 

@@ -26,6 +26,16 @@
 //! the responder answers the `Want` with entries. Each side's last `Entries`
 //! message says `last`.
 //!
+//! Everything long goes in pages: whole sets in bulk, wanted and pushed
+//! entries, wants, and the fallback's hash list. A side sends at most
+//! [`PAGE_BYTES`] (4 MiB), ends the page with [`Message::PageEnd`] and goes on
+//! when the peer answers [`Message::NextPage`]. What it still owes is held as
+//! a cursor into its set or a list of ids, not as entries, so a transfer of a
+//! million entries holds one page at a time, and a transport that carries one
+//! flight of messages per request or response never needs more than a page
+//! and a few small messages (the node's frames allow 32 MiB). A page that
+//! fills exactly at the end of the stream says `last` instead of `PageEnd`.
+//!
 //! When symbols cannot find the difference, because two different entries
 //! share a short id, or because decoding needs more symbols than twice both
 //! sets, the initiator falls back to its full list of hashes
@@ -117,6 +127,7 @@
 mod error;
 mod initiator;
 mod message;
+mod outbox;
 mod responder;
 pub mod riblt;
 mod session;
@@ -128,6 +139,7 @@ pub use message::{
     Message, ENTRIES_SOFT_BYTES, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_HASHES, MAX_IDS, MAX_SYMBOLS,
     TAG,
 };
+pub use outbox::PAGE_BYTES;
 pub use responder::Responder;
 pub use riblt::{Decoder, Encoder, Symbol};
 pub use session::{Config, Outcome, Output, Path, Stats};

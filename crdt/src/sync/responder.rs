@@ -6,26 +6,30 @@ use std::ops::Bound;
 use crate::ids::{Digest, EntryHash, PollId};
 use crate::sync::error::SyncError;
 use crate::sync::message::Message;
+use crate::sync::outbox::{Outbox, Source};
 use crate::sync::riblt::Encoder;
 use crate::sync::session::{
-    all_entries, first_request, send_symbols, symbol_cap, Config, Core, Output, Path, Stats,
+    first_request, send_symbols, symbol_cap, Config, Core, Output, Path, Stats,
 };
 use crate::sync::view::SetView;
-use crate::vote::Vote;
 
 /// The side that answers a session.
 #[derive(Debug)]
 pub struct Responder {
     core: Core,
     step: Answer,
+    outbox: Outbox,
 }
 
 #[derive(Debug)]
 enum Answer {
     AwaitHello,
     Encoding(Box<Encoding>),
-    Receiving {
+    /// Entries flow in pages until both directions are done.
+    Streaming {
         path: Path,
+        /// The initiator's last `Entries` has not arrived yet.
+        receiving: bool,
     },
     Fallback {
         after: Option<EntryHash>,
@@ -46,7 +50,10 @@ impl Answer {
         match self {
             Answer::AwaitHello => "awaiting hello",
             Answer::Encoding(_) => "sending symbols",
-            Answer::Receiving { .. } => "receiving entries",
+            Answer::Streaming {
+                receiving: true, ..
+            } => "receiving entries",
+            Answer::Streaming { .. } => "sending entries",
             Answer::Fallback { .. } => "comparing hashes",
             Answer::Ended => "ended",
         }
@@ -59,6 +66,7 @@ impl Responder {
         Responder {
             core: Core::new(poll, config, now_ms),
             step: Answer::AwaitHello,
+            outbox: Outbox::default(),
         }
     }
 
@@ -121,24 +129,12 @@ impl Responder {
                 send_symbols(&mut self.core, out, e.head, sent, symbols);
                 self.step = Answer::Encoding(e);
             }
-            (
-                Answer::Encoding(_)
-                | Answer::Receiving {
+            (Answer::Encoding(_), message @ (Message::Want { .. } | Message::Entries { .. })) => {
+                let step = Answer::Streaming {
                     path: Path::Symbols,
-                },
-                Message::Want { ids, last, .. },
-            ) => {
-                let votes = ids.iter().flat_map(|id| set.with_short_id(*id).cloned());
-                self.core.send_entries(out, votes.collect::<Vec<_>>(), last);
-                self.step = Answer::Receiving {
-                    path: Path::Symbols,
+                    receiving: true,
                 };
-            }
-            (Answer::Encoding(_), Message::Entries { entries, last, .. }) => {
-                self.receive_entries(out, entries, last, Path::Symbols)?;
-            }
-            (Answer::Receiving { path }, Message::Entries { entries, last, .. }) => {
-                self.receive_entries(out, entries, last, path)?;
+                self.stream(step, message, set, out)?;
             }
             (Answer::Encoding(_), Message::Hashes { hashes, last, .. }) => {
                 self.on_hashes(None, hashes, last, set, out)?;
@@ -157,17 +153,30 @@ impl Responder {
             {
                 self.core.accept(out, entries)?;
                 if last {
-                    self.core.finish(out, Path::Fallback);
+                    let step = Answer::Streaming {
+                        path: Path::Fallback,
+                        receiving: false,
+                    };
+                    self.settle(out, step);
                 } else {
                     self.step = Answer::Fallback { after, hashes_done };
                 }
             }
-            (step, message) => {
-                return Err(SyncError::OutOfOrder {
-                    step: step.name(),
-                    message: message.kind(),
-                });
+            (step @ Answer::Fallback { .. }, Message::PageEnd { .. }) => {
+                self.send_next_page(out);
+                self.step = step;
             }
+            (step @ Answer::Fallback { .. }, Message::NextPage { .. })
+                if self.outbox.is_paused() =>
+            {
+                self.outbox.resume();
+                self.outbox.pump(&mut self.core, set, out);
+                self.step = step;
+            }
+            (step @ Answer::Streaming { .. }, message) => {
+                self.stream(step, message, set, out)?;
+            }
+            (step, message) => return Err(out_of_order(&step, &message)),
         }
         Ok(())
     }
@@ -189,10 +198,19 @@ impl Responder {
         } else if count == 0 {
             self.core.send(out, Message::WantAll { poll });
             self.core.stats.round_trips += 1;
-            self.step = Answer::Receiving { path: Path::Bulk };
+            self.step = Answer::Streaming {
+                path: Path::Bulk,
+                receiving: true,
+            };
         } else if theirs == 0 {
-            self.core.send_entries(out, all_entries(set), true);
-            self.core.finish(out, Path::Bulk);
+            self.outbox.push(Source::All { after: None });
+            self.outbox.close();
+            self.outbox.pump(&mut self.core, set, out);
+            let step = Answer::Streaming {
+                path: Path::Bulk,
+                receiving: false,
+            };
+            self.settle(out, step);
         } else {
             let cap = symbol_cap(&self.core.config, theirs, count);
             let mut encoder = Encoder::new(set.short_ids());
@@ -206,20 +224,69 @@ impl Responder {
         }
     }
 
-    fn receive_entries(
+    /// Handles a message once entries are flowing: wants, entries and page
+    /// ends from the initiator, and its page requests.
+    fn stream(
         &mut self,
+        step: Answer,
+        message: Message,
+        set: &impl SetView,
         out: &mut Output,
-        entries: Vec<Vote>,
-        last: bool,
-        path: Path,
     ) -> Result<(), SyncError> {
-        self.core.accept(out, entries)?;
-        if last {
-            self.core.finish(out, path);
-        } else {
-            self.step = Answer::Receiving { path };
+        let Answer::Streaming { path, receiving } = step else {
+            return Err(out_of_order(&step, &message));
+        };
+        match message {
+            Message::Want { ids, last, .. }
+                if receiving && path == Path::Symbols && !self.outbox.is_closed() =>
+            {
+                self.outbox.push(Source::Ids(ids.into()));
+                if last {
+                    self.outbox.close();
+                }
+                self.outbox.pump(&mut self.core, set, out);
+                self.step = Answer::Streaming { path, receiving };
+            }
+            Message::Entries { entries, last, .. } if receiving => {
+                self.core.accept(out, entries)?;
+                let step = Answer::Streaming {
+                    path,
+                    receiving: !last,
+                };
+                self.settle(out, step);
+            }
+            Message::PageEnd { .. } if receiving => {
+                self.send_next_page(out);
+                self.step = Answer::Streaming { path, receiving };
+            }
+            Message::NextPage { .. } if self.outbox.is_paused() => {
+                self.outbox.resume();
+                self.outbox.pump(&mut self.core, set, out);
+                self.settle(out, Answer::Streaming { path, receiving });
+            }
+            message => {
+                let step = Answer::Streaming { path, receiving };
+                return Err(out_of_order(&step, &message));
+            }
         }
         Ok(())
+    }
+
+    fn send_next_page(&mut self, out: &mut Output) {
+        let poll = self.core.poll;
+        self.core.send(out, Message::NextPage { poll });
+        self.core.stats.round_trips += 1;
+    }
+
+    /// Finishes once nothing is owed either way; otherwise goes on at `next`.
+    fn settle(&mut self, out: &mut Output, next: Answer) {
+        match next {
+            Answer::Streaming {
+                path,
+                receiving: false,
+            } if self.outbox.is_settled() => self.core.finish(out, path),
+            next => self.step = next,
+        }
     }
 
     /// Compares one ascending chunk of the initiator's hashes with ours over
@@ -263,8 +330,15 @@ impl Responder {
             };
             self.core.send(out, want);
         }
-        let votes = missing.iter().filter_map(|h| set.get(h).cloned());
-        self.core.send_entries(out, votes.collect::<Vec<_>>(), last);
+        // TODO: the hashes of what the initiator lacks are queued whole (32
+        // bytes each, against ~200 per entry), so a fallback against a near
+        // empty initiator holds n hashes; a source that walks our range
+        // against the chunk would retire it.
+        self.outbox.push(Source::Hashes(missing.into()));
+        if last {
+            self.outbox.close();
+        }
+        self.outbox.pump(&mut self.core, set, out);
 
         if last {
             self.core.stats.round_trips += 1;
@@ -275,6 +349,13 @@ impl Responder {
             hashes_done: last,
         };
         Ok(())
+    }
+}
+
+fn out_of_order(step: &Answer, message: &Message) -> SyncError {
+    SyncError::OutOfOrder {
+        step: step.name(),
+        message: message.kind(),
     }
 }
 

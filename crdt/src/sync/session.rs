@@ -6,13 +6,10 @@
 //! returns what to send, the entries that arrived and, at the end, an
 //! [`Outcome`]. Neither inserts anything: the caller admits and stores.
 
-use std::ops::Bound;
-
 use crate::ids::{Digest, PollId};
 use crate::sync::error::SyncError;
-use crate::sync::message::{Message, ENTRIES_SOFT_BYTES, MAX_ENTRIES, MAX_SYMBOLS};
+use crate::sync::message::{Message, MAX_SYMBOLS};
 use crate::sync::riblt::Symbol;
-use crate::sync::view::SetView;
 use crate::vote::Vote;
 
 /// Session settings. Both peers must use the same `max_symbols`.
@@ -89,7 +86,8 @@ pub struct Stats {
     /// Entries received.
     pub entries_received: u64,
     /// Requests this side sent that the peer had to answer before the session
-    /// could go on (hello, more, want, hashes, want-all, want-hashes).
+    /// could go on (hello, more, want, hashes, want-all, want-hashes,
+    /// next-page).
     pub round_trips: u64,
 }
 
@@ -161,44 +159,6 @@ impl Core {
         Ok(())
     }
 
-    /// Sends entries in bounded messages. With `last`, the final message says
-    /// so, and one (empty) message is sent even when there is nothing.
-    pub(super) fn send_entries(
-        &mut self,
-        out: &mut Output,
-        votes: impl IntoIterator<Item = Vote>,
-        last: bool,
-    ) {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for vote in votes {
-            if batch.len() == MAX_ENTRIES || bytes + vote.encoded().len() > ENTRIES_SOFT_BYTES {
-                let entries = std::mem::take(&mut batch);
-                self.send(
-                    out,
-                    Message::Entries {
-                        poll: self.poll,
-                        entries,
-                        last: false,
-                    },
-                );
-                bytes = 0;
-            }
-            bytes += vote.encoded().len();
-            batch.push(vote);
-        }
-        if !batch.is_empty() || last {
-            self.send(
-                out,
-                Message::Entries {
-                    poll: self.poll,
-                    entries: batch,
-                    last,
-                },
-            );
-        }
-    }
-
     pub(super) fn finish(&mut self, out: &mut Output, path: Path) {
         self.ended = true;
         out.done = Some(Outcome {
@@ -263,15 +223,6 @@ pub(super) fn send_symbols(
         core.send(out, message);
         start += chunk.len() as u64;
     }
-}
-
-// TODO: bulk and fallback build their whole stream in one `Output`, so a
-// million-entry bulk holds ~200 MB of messages at once; a pull-style
-// `next_message()` with a send window would retire this.
-pub(super) fn all_entries(set: &impl SetView) -> Vec<Vote> {
-    set.hashes((Bound::Unbounded, Bound::Unbounded))
-        .filter_map(|hash| set.get(&hash).cloned())
-        .collect()
 }
 
 #[cfg(test)]

@@ -78,6 +78,9 @@ pub struct Run {
     pub to_responder: Vec<Vote>,
     /// Batches of messages in one direction, alternating.
     pub flights: u64,
+    /// Encoded bytes of the largest batch: what one request or response of
+    /// a transport would carry.
+    pub largest_flight: usize,
 }
 
 impl Run {
@@ -105,10 +108,13 @@ pub fn sync(a: &mut impl Replica, b: &mut impl Replica) -> Run {
     let (mut done_a, mut done_b) = (first.done, None);
     let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
     let mut flights = 0;
+    let mut largest_flight = 0;
+    let flight_bytes = |messages: &[Message]| messages.iter().map(Message::encoded_len).sum();
 
     while !to_a.is_empty() || !to_b.is_empty() {
         assert!(flights < 200, "sync does not terminate");
         flights += u64::from(!to_b.is_empty());
+        largest_flight = largest_flight.max(flight_bytes(&to_b));
         for message in std::mem::take(&mut to_b) {
             let message = Message::decode(&message.encode()).unwrap();
             let out = responder.handle(message, b, 0).unwrap();
@@ -118,6 +124,7 @@ pub fn sync(a: &mut impl Replica, b: &mut impl Replica) -> Run {
             done_b = done_b.or(out.done);
         }
         flights += u64::from(!to_a.is_empty());
+        largest_flight = largest_flight.max(flight_bytes(&to_a));
         for message in std::mem::take(&mut to_a) {
             let message = Message::decode(&message.encode()).unwrap();
             let out = initiator.handle(message, a, 0).unwrap();
@@ -134,5 +141,6 @@ pub fn sync(a: &mut impl Replica, b: &mut impl Replica) -> Run {
         to_initiator: got_a,
         to_responder: got_b,
         flights,
+        largest_flight,
     }
 }

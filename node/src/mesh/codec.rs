@@ -29,20 +29,39 @@ pub(crate) fn encoded_len(frames: &Frames) -> usize {
     4 + frames.iter().map(|f| 4 + f.len()).sum::<usize>()
 }
 
+/// A request as the codec read it.
+///
+/// libp2p's request-response does not report a request whose reading
+/// failed, so a request over the limits is not a read error: it arrives as
+/// `Refused`, and the node logs it and counts it against the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A request within the limits.
+    Frames(Frames),
+    /// A request refused from its prefixes, its body left unread.
+    Refused(String),
+}
+
 /// The codec of both protocols.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct FramesCodec;
 
 impl libp2p::request_response::Codec for FramesCodec {
     type Protocol = StreamProtocol;
-    type Request = Frames;
+    type Request = Request;
     type Response = Frames;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frames>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frames(io).await
+        match read_frames(io).await {
+            Ok(frames) => Ok(Request::Frames(frames)),
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                Ok(Request::Refused(error.to_string()))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frames>
@@ -56,12 +75,15 @@ impl libp2p::request_response::Codec for FramesCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        frames: Frames,
+        request: Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frames(io, &frames).await
+        match request {
+            Request::Frames(frames) => write_frames(io, &frames).await,
+            Request::Refused(reason) => Err(invalid(reason)),
+        }
     }
 
     async fn write_response<T>(
@@ -161,6 +183,19 @@ mod tests {
         let error = block_on(read_frames(&mut Cursor::new(wire))).unwrap_err();
 
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn an_oversized_request_arrives_refused_so_the_node_can_count_it() {
+        use libp2p::request_response::Codec as _;
+        let mut wire = 1u32.to_be_bytes().to_vec();
+        wire.extend_from_slice(&(40u32 << 20).to_be_bytes());
+
+        let mut codec = FramesCodec;
+        let mut io = Cursor::new(wire);
+        let request = block_on(codec.read_request(&SYNC_PROTOCOL, &mut io)).unwrap();
+
+        assert!(matches!(request, Request::Refused(_)), "{request:?}");
     }
 
     #[test]

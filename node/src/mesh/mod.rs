@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use self::behaviour::{Behaviour, BehaviourEvent, ENTRIES_TOPIC};
-use self::codec::Frames;
+use self::codec::{Frames, Request};
 pub(crate) use self::error::{InputError, SessionError};
 pub(crate) use self::metrics::{MeshMetrics, PathLabel};
 pub(crate) use self::table::{RoundStats, Table};
@@ -501,13 +501,24 @@ impl Driver {
     fn on_request_response(
         &mut self,
         proto: Proto,
-        event: request_response::Event<Frames, Frames>,
+        event: request_response::Event<Request, Frames>,
     ) {
         let mesh = &self.ctx.metrics.mesh;
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request: Request::Refused(reason),
+                    ..
+                } => {
+                    // The channel drops unanswered: the stream closes.
+                    tracing::warn!(peer = %peer, protocol = proto.name(), %reason, "oversized request from peer; refused unread");
+                    mesh.invalid("oversized");
+                    self.strike(peer);
+                }
+                request_response::Message::Request {
+                    request: Request::Frames(request),
+                    channel,
+                    ..
                 } => {
                     mesh.bytes("in", proto.name(), codec::encoded_len(&request));
                     let ctx = self.ctx.clone();
@@ -535,7 +546,8 @@ impl Driver {
                 tracing::debug!(peer = %peer, protocol = proto.name(), %error, "request failed");
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                // Oversized or garbled frames end here, as do answers we dropped.
+                // Streams that break after the request was read end here, as
+                // do answers we dropped; oversized requests arrive as `Refused`.
                 let io = matches!(error, request_response::InboundFailure::Io(_));
                 if io {
                     tracing::warn!(peer = %peer, protocol = proto.name(), %error, "unreadable request from peer; refused");
@@ -566,9 +578,10 @@ impl Driver {
                     .mesh
                     .bytes("out", proto.name(), codec::encoded_len(&frames));
                 let behaviour = self.swarm.behaviour_mut();
+                let request = Request::Frames(frames);
                 let id = match proto {
-                    Proto::Sync => behaviour.sync.send_request(&peer, frames),
-                    Proto::Polls => behaviour.polls.send_request(&peer, frames),
+                    Proto::Sync => behaviour.sync.send_request(&peer, request),
+                    Proto::Polls => behaviour.polls.send_request(&peer, request),
                 };
                 self.pending.insert(id, (proto, reply));
             }
