@@ -107,6 +107,10 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path) -> Node {
+        Node::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[String]) -> Node {
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_votemesh-node"))
             .arg("run")
@@ -120,6 +124,7 @@ impl Node {
                 "--max-batch",
                 "10000",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -213,6 +218,72 @@ fn send_all(url: &str, bodies: Vec<String>, clients: usize) -> Duration {
         while tasks.join_next().await.is_some() {}
         started.elapsed()
     })
+}
+
+/// Two mesh nodes that allow and dial each other, with keys written first so
+/// each knows the other's peer id.
+fn mesh_pair(dir_a: &Path, dir_b: &Path) -> (Node, Node) {
+    let ident = |dir: &Path, n: u8| {
+        let seed = [n; 32];
+        std::fs::write(dir.join("node.key"), hex::encode(seed)).unwrap();
+        let peer = libp2p::identity::Keypair::ed25519_from_bytes(seed).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        (
+            format!("/ip4/127.0.0.1/tcp/{port}"),
+            peer.public().to_peer_id().to_string(),
+        )
+    };
+    let (listen_a, id_a) = ident(dir_a, 0xa1);
+    let (listen_b, id_b) = ident(dir_b, 0xb2);
+    let a = Node::start_with(
+        dir_a,
+        &[
+            "--p2p-listen".into(),
+            listen_a.clone(),
+            "--allow".into(),
+            id_b,
+        ],
+    );
+    let b = Node::start_with(
+        dir_b,
+        &[
+            "--p2p-listen".into(),
+            listen_b,
+            "--peers".into(),
+            format!("{listen_a}/p2p/{id_a}"),
+        ],
+    );
+    let started = Instant::now();
+    while !connected(&b) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "mesh pair did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (a, b)
+}
+
+fn connected(node: &Node) -> bool {
+    let peers: serde_json::Value = match reqwest::blocking::get(node.url("/v1/peers")) {
+        Ok(r) => r.json().unwrap_or_default(),
+        Err(_) => return false,
+    };
+    peers["peers"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["connected"] == true))
+}
+
+fn entries_at(tally_url: &str) -> u64 {
+    reqwest::blocking::get(tally_url)
+        .ok()
+        .and_then(|r| r.json::<serde_json::Value>().ok())
+        .and_then(|v| v["entries"].as_u64())
+        .unwrap_or(0)
 }
 
 fn create_poll(node: &Node, poll: &Poll) {
@@ -329,6 +400,43 @@ fn main() {
         ratio: Some(single_rate / limit),
         target: "",
     });
+
+    // Replication: votes sent to node A, timed until node B holds them all
+    // durably. Both nodes verify every vote, on the same cores.
+    let (pair_dir_a, pair_dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = mesh_pair(pair_dir_a.path(), pair_dir_b.path());
+    create_poll(&a, &p1);
+    create_poll(&b, &p1);
+    let bodies: Vec<String> = votes
+        .chunks(1000)
+        .map(|c| serde_json::to_string(&serde_json::json!({ "votes": c })).unwrap())
+        .collect();
+    let started = Instant::now();
+    send_all(
+        &a.url(&format!("/v1/polls/{}/votes/batch", p1.id)),
+        bodies,
+        4,
+    );
+    let tally_url = b.url(&format!("/v1/polls/{}/tally", p1.id));
+    while entries_at(&tally_url) < n as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "replication stalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let replicated = per_sec(n, started.elapsed());
+    rows.push(Row {
+        what: format!(
+            "replication: durable at the peer (node B), sent to node A ({:.2}x single-node ingest)",
+            replicated / batch_rate
+        ),
+        rate: replicated,
+        unit: "votes/s",
+        ratio: Some(replicated / limit),
+        target: "",
+    });
+    drop((a, b));
 
     // The verifier's recount of the exported poll.
     let export = reqwest::blocking::get(node.url(&format!("/v1/polls/{}/export", p1.id)))
