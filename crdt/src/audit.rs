@@ -146,6 +146,8 @@ struct FileState {
     lines: u64,
     has_poll: bool,
     entries: BTreeMap<EntryHash, u64>,
+    /// The digest of `entries`, once computed at the end.
+    digest: Option<Digest>,
     attestations: Vec<(u64, Attestation)>,
 }
 
@@ -186,6 +188,7 @@ impl Audit {
             header: None,
             lines: 0,
             has_poll: false,
+            digest: None,
             entries: BTreeMap::new(),
             attestations: Vec::new(),
         });
@@ -368,16 +371,17 @@ impl Audit {
             return self.report(None, None, None, Vec::new());
         };
 
-        let votes: Vec<(EntryHash, (Vote, usize, u64))> =
-            std::mem::take(&mut self.votes).into_iter().collect();
-        let batch: Vec<Vote> = votes.iter().map(|(_, (v, _, _))| v.clone()).collect();
+        // Votes and where each was first seen, apart, so the votes need no copy.
+        let (places, batch): (Vec<(EntryHash, usize, u64)>, Vec<Vote>) =
+            std::mem::take(&mut self.votes)
+                .into_iter()
+                .map(|(hash, (vote, file, line))| ((hash, file, line), vote))
+                .unzip();
         let verdicts = admit(&poll, &batch);
 
         let mut tally = TallyState::new(poll.option_count());
         let mut admitted = Vec::with_capacity(batch.len());
-        for ((hash, (_, file, line)), (vote, verdict)) in
-            votes.iter().zip(batch.iter().zip(verdicts))
-        {
+        for ((hash, file, line), (vote, verdict)) in places.iter().zip(batch.iter().zip(verdicts)) {
             match verdict {
                 Ok(()) => {
                     self.passed[5] += 1;
@@ -431,6 +435,7 @@ impl Audit {
     fn check_attestations(&mut self, poll: &Poll) {
         for file in 0..self.files.len() {
             let digest = digest_sorted(self.files[file].entries.keys()).expect("BTreeMap order");
+            self.files[file].digest = Some(digest);
             let count = self.files[file].entries.len() as u64;
             let attestations = std::mem::take(&mut self.files[file].attestations);
 
@@ -509,7 +514,9 @@ impl Audit {
                 name: f.name.clone(),
                 node: f.header.as_ref().map(|h| h.node),
                 entries: f.entries.len() as u64,
-                digest: digest_sorted(f.entries.keys()).expect("BTreeMap order"),
+                digest: f
+                    .digest
+                    .unwrap_or_else(|| digest_sorted(f.entries.keys()).expect("BTreeMap order")),
                 attestations: f.attestations.len() as u64,
             })
             .collect();

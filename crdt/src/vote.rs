@@ -217,9 +217,15 @@ impl Vote {
             cast_at,
             credential,
         };
-        let vote = Vote::new(body, signature);
-        debug_assert_eq!(vote.encoded, bytes);
-        Ok(vote)
+        // The reader accepted exactly one encoding, so the input bytes are the
+        // canonical ones: keep them rather than encoding the body again.
+        debug_assert_eq!([body.signing_bytes(), signature.0.to_vec()].concat(), bytes);
+        Ok(Vote {
+            body,
+            signature,
+            encoded: bytes.to_vec(),
+            hash: EntryHash(Sha256::digest(bytes).into()),
+        })
     }
 }
 
