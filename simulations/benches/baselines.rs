@@ -41,7 +41,7 @@ fn main() {
             source: "bench",
         };
         let started = Instant::now();
-        let results = heal_comparison(case, wan.clone());
+        let results = heal_comparison(case, wan);
         let wall = started.elapsed().as_secs_f64();
         for r in results {
             println!(
