@@ -424,7 +424,7 @@ fn plan_and_write(
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use crdt::{Eligibility, PollDraft, SecretKey, VoteBody, VoteId};
+    use crdt::{SecretKey, VoteBody, VoteId};
 
     use super::*;
     use crate::store::{SledStore, StoredEntry};
@@ -468,19 +468,7 @@ mod tests {
         }
     }
 
-    fn poll() -> Poll {
-        let organizer = SecretKey::from_seed(&[1; 32]);
-        let draft = PollDraft {
-            organizer: organizer.public(),
-            created_at: 0,
-            opens_at: 0,
-            closes_at: 100,
-            title: "t".into(),
-            options: vec!["a".into(), "b".into()],
-            eligibility: Eligibility::Open,
-        };
-        draft.sign(&organizer).unwrap()
-    }
+    use crate::fixture::poll;
 
     fn vote(poll: &Poll, seed: u8) -> Vote {
         let voter = SecretKey::from_seed(&[seed; 32]);

@@ -81,6 +81,8 @@ mod config;
 mod error;
 mod export;
 mod extract;
+#[cfg(test)]
+mod fixture;
 mod key;
 mod mesh;
 mod metrics;

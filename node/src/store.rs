@@ -251,22 +251,9 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crdt::{Eligibility, PollDraft, SecretKey, VoteBody, VoteId};
+    use crdt::{SecretKey, VoteBody, VoteId};
 
-    fn poll() -> Poll {
-        let organizer = SecretKey::from_seed(&[1; 32]);
-        PollDraft {
-            organizer: organizer.public(),
-            created_at: 0,
-            opens_at: 0,
-            closes_at: 100,
-            title: "t".into(),
-            options: vec!["a".into(), "b".into()],
-            eligibility: Eligibility::Open,
-        }
-        .sign(&organizer)
-        .unwrap()
-    }
+    use crate::fixture::poll;
 
     #[test]
     fn entries_and_polls_read_back_after_reopen() {

@@ -148,23 +148,12 @@ async fn judge(ctx: &Context, source: PeerId, data: &[u8]) -> MessageAcceptance 
 
 #[cfg(test)]
 mod tests {
-    use crdt::{Eligibility, PollDraft, SecretKey, VoteBody, VoteId};
+    use crdt::{SecretKey, VoteBody, VoteId};
 
     use super::*;
 
     fn votes(n: u32) -> (PollId, Vec<Vote>) {
-        let organizer = SecretKey::from_seed(&[1; 32]);
-        let poll = PollDraft {
-            organizer: organizer.public(),
-            created_at: 0,
-            opens_at: 0,
-            closes_at: 100,
-            title: "t".into(),
-            options: vec!["a".into(), "b".into()],
-            eligibility: Eligibility::Open,
-        }
-        .sign(&organizer)
-        .unwrap();
+        let poll = crate::fixture::poll();
         let votes = (0..n)
             .map(|i| {
                 let mut seed = [3u8; 32];
