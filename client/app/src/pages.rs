@@ -1,0 +1,338 @@
+//! The templates and their views, shared by the engine (rendering HTML) and
+//! the browser (hydrating it).
+
+use perseus::errors::ClientError;
+use perseus::prelude::*;
+use sycamore::prelude::*;
+
+use crate::state::{Index, PollPage};
+
+/// The whole style sheet, inlined into every page: one request fewer on a
+/// slow connection. Counts use tabular figures in fixed-width cells and the
+/// status line keeps its height, so nothing moves when numbers arrive.
+pub(crate) const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff}
+main{max-width:40rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;line-height:1.25;margin:.5rem 0 1rem}
+a{color:#0b4f9c}
+.meta{color:#4a4a4a;font-size:.875rem;margin:0 0 1rem}
+ol.options{list-style:none;margin:0;padding:0}
+.option{display:grid;grid-template-columns:1fr 6ch auto;gap:.5rem;align-items:center;padding:.5rem 0;border-bottom:1px solid #d0d0d0}
+.name{overflow-wrap:anywhere}
+.count{font-variant-numeric:tabular-nums;text-align:right}
+.bar{grid-column:1/-1;height:.375rem;background:#e6e6e6;border-radius:.2rem;overflow:hidden}
+.bar>span{display:block;height:100%;background:#0b4f9c}
+button{font:inherit;min-height:2.75rem;min-width:5.5rem;padding:.25rem .75rem;border:2px solid #0b4f9c;border-radius:.375rem;background:#0b4f9c;color:#fff;cursor:pointer}
+button.secondary{background:#fff;color:#0b4f9c}
+button:disabled{border-color:#8a8a8a;background:#8a8a8a;color:#fff;cursor:not-allowed}
+button:focus-visible,a:focus-visible{outline:3px solid #e08a00;outline-offset:2px}
+.status{min-height:3rem;margin:1rem 0}
+.status p{margin:0}
+[data-vote-state=pending]{color:#7a4a00}
+[data-vote-state=confirmed]{color:#0d6b2f}
+[data-vote-state=rejected]{color:#a4001b}
+.chosen .name{font-weight:700}
+footer{color:#4a4a4a;font-size:.875rem;margin-top:1.5rem}
+"#;
+
+/// The reactive state of a poll or results page.
+#[derive(Clone, Copy)]
+pub(crate) struct Board<'a> {
+    /// The counts shown: live counts merged with the voter's own votes.
+    pub(crate) counts: &'a Signal<Vec<u64>>,
+    /// The vote buttons work: the page is hydrated and the outbox is open.
+    pub(crate) ready: &'a Signal<bool>,
+    /// The voter's latest vote on this poll, if any.
+    pub(crate) mine: &'a Signal<Option<Mine>>,
+    /// How the page gets its counts: "as published", "live", "reconnecting".
+    pub(crate) feed: &'a Signal<String>,
+    /// A problem worth telling the voter (storage refused, vote refused).
+    pub(crate) problem: &'a Signal<String>,
+}
+
+/// The voter's own latest vote as the page shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Mine {
+    /// The option chosen.
+    pub(crate) choice: usize,
+    /// `pending`, `confirmed` or `rejected`.
+    pub(crate) state: &'static str,
+    /// A line of detail: the node that confirmed it, or why it was refused.
+    pub(crate) detail: String,
+}
+
+impl<'a> Board<'a> {
+    fn new(cx: Scope<'a>, page: &PollPage) -> Self {
+        Board {
+            counts: create_signal(cx, page.counts.clone()),
+            ready: create_signal(cx, false),
+            mine: create_signal(cx, None),
+            feed: create_signal(cx, "as published".to_string()),
+            problem: create_signal(cx, String::new()),
+        }
+    }
+}
+
+/// What the buttons drive: the voter's outbox in the browser, nothing on the
+/// engine.
+#[cfg(client)]
+type Control = crate::voter::Control;
+#[cfg(not(client))]
+#[derive(Clone)]
+struct Control;
+
+#[cfg(not(client))]
+impl Control {
+    fn vote(&self, _choice: usize) {}
+    fn save_receipts(&self) {}
+}
+
+fn start<'a>(cx: Scope<'a>, page: &PollPage, board: Board<'a>, voting: bool) -> Control {
+    #[cfg(client)]
+    {
+        crate::voter::start(cx, page, board, voting)
+    }
+    #[cfg(not(client))]
+    {
+        let _ = (cx, page, board, voting);
+        Control
+    }
+}
+
+fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
+    let board = Board::new(cx, &page);
+    let control = create_ref(cx, start(cx, &page, board, true));
+    let closes = format_time(page.closes_at);
+    let results = format!("/results/{}", page.id);
+
+    let rows = View::new_fragment(
+        page.options
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, name)| {
+                let label = format!("Vote for {name}");
+                let chosen = create_memo(cx, move || {
+                    board.mine.get().as_ref().as_ref().is_some_and(|m| m.choice == i)
+                });
+                view! { cx,
+                    li(class = if *chosen.get() { "option chosen" } else { "option" }) {
+                        span(class = "name", id = format!("option-{i}")) { (name) }
+                        span(class = "count", data-count = i) {
+                            (board.counts.get().get(i).copied().unwrap_or(0))
+                        }
+                        button(
+                            type = "button",
+                            data-vote = i,
+                            aria-label = label,
+                            disabled = !*board.ready.get(),
+                            on:click = move |_| control.vote(i),
+                        ) { "Vote" }
+                    }
+                }
+            })
+            .collect(),
+    );
+
+    view! { cx,
+        main {
+            h1 { (page.title) }
+            p(class = "meta") {
+                "Voting closes " (closes) ". "
+                a(href = results) { "Live results" }
+            }
+            ol(class = "options") { (rows) }
+            div(class = "status", aria-live = "polite") {
+                (status_line(cx, board))
+            }
+            button(
+                type = "button",
+                class = "secondary",
+                disabled = board.mine.get().is_none(),
+                on:click = move |_| control.save_receipts(),
+            ) { "Save my receipts" }
+            footer {
+                "Counts: " (board.feed.get()) ". Your vote is signed in this browser and kept here until a regional node confirms it, even offline."
+            }
+        }
+    }
+}
+
+fn status_line<'a, G: Html>(cx: Scope<'a>, board: Board<'a>) -> View<G> {
+    view! { cx,
+        (match board.mine.get().as_ref() {
+            Some(mine) => {
+                let state = mine.state;
+                let text = match state {
+                    "pending" => "Your vote is saved in this browser and waiting to be confirmed.",
+                    "confirmed" => "Your vote is confirmed: a regional node has stored it.",
+                    _ => "Your vote was refused.",
+                };
+                let detail = mine.detail.clone();
+                view! { cx,
+                    p(data-vote-state = state) { (text) " " (detail) }
+                }
+            }
+            None => view! { cx, },
+        })
+        (if board.problem.get().is_empty() {
+            view! { cx, }
+        } else {
+            view! { cx, p(role = "alert") { (board.problem.get()) } }
+        })
+    }
+}
+
+fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
+    let board = Board::new(cx, &page);
+    let _control = create_ref(cx, start(cx, &page, board, false));
+    let vote = format!("/poll/{}", page.id);
+    let total = create_memo(cx, move || board.counts.get().iter().sum::<u64>());
+
+    let rows = View::new_fragment(
+        page.options
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, name)| {
+                let width = create_memo(cx, move || {
+                    let total = *total.get();
+                    let count = board.counts.get().get(i).copied().unwrap_or(0);
+                    let percent = if total == 0 { 0.0 } else { count as f64 * 100.0 / total as f64 };
+                    format!("width:{percent:.1}%")
+                });
+                view! { cx,
+                    li(class = "option") {
+                        span(class = "name") { (name) }
+                        span(class = "count", data-count = i) {
+                            (board.counts.get().get(i).copied().unwrap_or(0))
+                        }
+                        span { }
+                        span(class = "bar", aria-hidden = "true") { span(style = width.get()) }
+                    }
+                }
+            })
+            .collect(),
+    );
+
+    view! { cx,
+        main {
+            h1 { (page.title) }
+            p(class = "meta") {
+                "Live results. " (total.get()) " votes counted. "
+                a(href = vote) { "Vote" }
+            }
+            ol(class = "options") { (rows) }
+            footer { "Counts: " (board.feed.get()) "." }
+        }
+    }
+}
+
+fn index_page<G: Html>(cx: Scope, index: Index) -> View<G> {
+    let items = View::new_fragment(
+        index
+            .polls
+            .into_iter()
+            .map(|(id, title)| {
+                let href = format!("/poll/{id}");
+                view! { cx, li { a(href = href) { (title) } } }
+            })
+            .collect(),
+    );
+    view! { cx,
+        main {
+            h1 { "Polls" }
+            ul { (items) }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` from unix milliseconds.
+fn format_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+#[engine_only_fn]
+fn poll_head(cx: Scope, page: PollPage) -> View<SsrNode> {
+    view! { cx, title { (page.title) " · vote" } }
+}
+
+#[engine_only_fn]
+fn results_head(cx: Scope, page: PollPage) -> View<SsrNode> {
+    view! { cx, title { (page.title) " · live results" } }
+}
+
+#[engine_only_fn]
+fn index_head(cx: Scope) -> View<SsrNode> {
+    view! { cx, title { "Polls" } }
+}
+
+pub(crate) fn poll_template<G: Html>() -> Template<G> {
+    Template::build("poll")
+        .build_paths_fn(crate::hooks::poll_paths)
+        .build_state_fn(crate::hooks::poll_state)
+        .view_with_unreactive_state(poll_page)
+        .head_with_state(poll_head)
+        .build()
+}
+
+pub(crate) fn results_template<G: Html>() -> Template<G> {
+    Template::build("results")
+        .build_paths_fn(crate::hooks::poll_paths)
+        .build_state_fn(crate::hooks::poll_state)
+        .view_with_unreactive_state(results_page)
+        .head_with_state(results_head)
+        .build()
+}
+
+pub(crate) fn index_template<G: Html>() -> Template<G> {
+    Template::build("index")
+        .build_state_fn(crate::hooks::index_state)
+        .view_with_unreactive_state(index_page)
+        .head(index_head)
+        .build()
+}
+
+pub(crate) fn error_views<G: Html>() -> ErrorViews<G> {
+    ErrorViews::new(|cx, err, _info, _position| {
+        let message = match &err {
+            ClientError::ServerError { status, .. } if *status == 404 => {
+                "This page does not exist.".to_string()
+            }
+            ClientError::FetchError(_) => {
+                "The page could not be loaded: the connection seems to be down.".to_string()
+            }
+            other => format!("Something went wrong: {other}"),
+        };
+        (
+            view! { cx, title { "Error" } },
+            view! { cx, main { h1 { "Error" } p { (message) } } },
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn times_are_civil_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(1_764_806_400_000 + 13 * 3_600_000 + 5 * 60_000), "2025-12-04 13:05 UTC");
+    }
+}

@@ -1,0 +1,265 @@
+//! `votemesh-client publish`: renders the pages of a set of polls into a
+//! directory the edge relay serves.
+//!
+//! Input: a site file (JSON) holding each poll as the node serves it
+//! (`GET /v1/polls/{id}`) with its tally (`GET /v1/polls/{id}/tally`), and the
+//! browser assets (`client/build.sh` makes them). Every poll's signature is
+//! checked before a page is made for it. Output: `poll/<id>/index.html`,
+//! `results/<id>/index.html`, `index.html`, the wasm bundle under
+//! `.perseus/`, the service worker, and `precache.json`, the list of files the
+//! service worker keeps for offline use. The directory is replaced whole, so a
+//! relay serving it never sees half a site.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use clap::Parser;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::state::PollPage;
+
+/// Renders the pages of published polls.
+#[derive(Parser, Debug)]
+#[command(name = "votemesh-client", version, about)]
+enum Command {
+    /// Render the site for the polls in a site file.
+    Publish(PublishArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct PublishArgs {
+    /// The site file: `{"published_at": ms, "polls": [{"poll": {...}, "tally": {...}}]}`.
+    #[arg(long)]
+    site: PathBuf,
+    /// The browser assets: `bundle.js`, `bundle.wasm` and `sw/` (from `client/build.sh`).
+    #[arg(long)]
+    assets: PathBuf,
+    /// The directory to write (replaced whole).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Why a site could not be published.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PublishError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("site file {path} is not valid: {source}")]
+    SiteJson { path: PathBuf, source: serde_json::Error },
+    #[error("poll #{index} in the site file is not a valid signed poll: {reason}")]
+    BadPoll { index: usize, reason: String },
+    #[error("the tally given for poll {id} does not fit it: {reason}")]
+    BadTally { id: String, reason: String },
+    #[error("no poll {0} in the site being published")]
+    UnknownPoll(String),
+    #[error("rendering failed (exit code {0}); Perseus printed the reason above")]
+    Render(i32),
+}
+
+/// The polls being published, by id.
+pub(crate) struct Site {
+    pub(crate) polls: BTreeMap<String, PollPage>,
+}
+
+static SITE: OnceLock<Site> = OnceLock::new();
+
+/// The site being published. Set before rendering starts.
+pub(crate) fn site() -> &'static Site {
+    SITE.get().expect("the site is loaded before rendering")
+}
+
+#[derive(Deserialize)]
+struct SiteFile {
+    published_at: u64,
+    polls: Vec<SitePoll>,
+}
+
+#[derive(Deserialize)]
+struct SitePoll {
+    poll: serde_json::Value,
+    tally: serde_json::Value,
+}
+
+pub(crate) fn main() -> i32 {
+    let Command::Publish(args) = Command::parse();
+    match publish(&args) {
+        Ok(count) => {
+            println!(
+                "published {count} poll(s) to {}",
+                args.out.display()
+            );
+            0
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            1
+        }
+    }
+}
+
+fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
+    let site = load_site(&args.site)?;
+    let count = site.polls.len();
+    let poll_ids: Vec<String> = site.polls.keys().cloned().collect();
+    SITE.set(site).ok().expect("publish runs once");
+
+    // Perseus renders into `./dist`; give it a fresh directory beside the output.
+    let out = absolute(&args.out)?;
+    let assets = absolute(&args.assets)?;
+    let parent = out.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let work = parent.join(format!(".publish-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|source| write_err(&work, source))?;
+    std::env::set_current_dir(&work).map_err(|source| write_err(&work, source))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| write_err(&work, source))?;
+    let code = runtime.block_on(perseus::engine::run_dflt_engine_export_only(
+        perseus::engine::EngineOperation::Export,
+        crate::app::<sycamore::web::SsrNode>,
+    ));
+    if code != 0 {
+        return Err(PublishError::Render(code));
+    }
+
+    let staged = work.join("dist/exported");
+    let perseus_dir = staged.join(".perseus");
+    copy(&assets.join("bundle.js"), &perseus_dir.join("bundle.js"))?;
+    copy(&assets.join("bundle.wasm"), &perseus_dir.join("bundle.wasm"))?;
+    let sw = assets.join("sw");
+    let sw_files = fs::read_dir(&sw).map_err(|source| read_err(&sw, source))?;
+    let mut worker_files = Vec::new();
+    for entry in sw_files {
+        let entry = entry.map_err(|source| read_err(&sw, source))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        copy(&entry.path(), &staged.join(&name))?;
+        worker_files.push(name);
+    }
+    worker_files.sort();
+
+    write_precache(&staged, &poll_ids, &worker_files)?;
+
+    // Swap the new site in whole.
+    let old = parent.join(format!(".replaced-{}", std::process::id()));
+    if out.exists() {
+        fs::rename(&out, &old).map_err(|source| write_err(&out, source))?;
+    }
+    fs::rename(&staged, &out).map_err(|source| write_err(&out, source))?;
+    let _ = fs::remove_dir_all(&old);
+    let _ = std::env::set_current_dir(&parent);
+    let _ = fs::remove_dir_all(&work);
+    Ok(count)
+}
+
+/// Reads and checks the site file.
+fn load_site(path: &Path) -> Result<Site, PublishError> {
+    let bytes = fs::read(path).map_err(|source| read_err(path, source))?;
+    let file: SiteFile = serde_json::from_slice(&bytes).map_err(|source| PublishError::SiteJson {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut polls = BTreeMap::new();
+    for (index, entry) in file.polls.into_iter().enumerate() {
+        let page = poll_page(index, entry, file.published_at)?;
+        polls.insert(page.id.clone(), page);
+    }
+    Ok(Site { polls })
+}
+
+fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPage, PublishError> {
+    let bad = |reason: String| PublishError::BadPoll { index, reason };
+    let poll = crdt::Poll::from_json(&entry.poll).map_err(|e| bad(e.to_string()))?;
+    poll.verify().map_err(|e| bad(e.to_string()))?;
+    let id = poll.id.to_string();
+    let bad_tally = |reason: &str| PublishError::BadTally {
+        id: id.clone(),
+        reason: reason.to_string(),
+    };
+    if entry.tally["poll"].as_str() != Some(id.as_str()) {
+        return Err(bad_tally("it names another poll"));
+    }
+    let counts: Vec<u64> = entry.tally["counts"]
+        .as_array()
+        .ok_or_else(|| bad_tally("no counts"))?
+        .iter()
+        .map(|c| c.as_u64().ok_or_else(|| bad_tally("a count is not a number")))
+        .collect::<Result<_, _>>()?;
+    if counts.len() != poll.option_count() {
+        return Err(bad_tally("the number of counts differs from the number of options"));
+    }
+    let draft = &poll.draft;
+    Ok(PollPage {
+        id: id.clone(),
+        poll: entry.poll,
+        title: draft.title.clone(),
+        options: draft.options.clone(),
+        counts,
+        entries: entry.tally["entries"].as_u64().unwrap_or(0),
+        digest: entry.tally["digest"].as_str().unwrap_or("").to_string(),
+        opens_at: draft.opens_at,
+        closes_at: draft.closes_at,
+        needs_credential: matches!(draft.eligibility, crdt::Eligibility::Credential { .. }),
+        published_at,
+    })
+}
+
+/// The files the service worker keeps for offline use, and a version that
+/// changes whenever any of the code does.
+fn write_precache(site: &Path, polls: &[String], worker: &[String]) -> Result<(), PublishError> {
+    let mut hasher = Sha256::new();
+    let mut urls = vec![
+        "/".to_string(),
+        "/.perseus/bundle.js".to_string(),
+        "/.perseus/bundle.wasm".to_string(),
+    ];
+    for name in worker {
+        if name != "sw.js" {
+            urls.push(format!("/{name}"));
+        }
+    }
+    for url in &urls[1..] {
+        let path = site.join(url.trim_start_matches('/'));
+        let bytes = fs::read(&path).map_err(|source| read_err(&path, source))?;
+        hasher.update(url.as_bytes());
+        hasher.update(&bytes);
+    }
+    for id in polls {
+        urls.push(format!("/poll/{id}"));
+        urls.push(format!("/results/{id}"));
+    }
+    let version = hex(&hasher.finalize()[..8]);
+    let manifest = serde_json::json!({ "version": version, "urls": urls });
+    let path = site.join("precache.json");
+    fs::write(&path, manifest.to_string()).map_err(|source| write_err(&path, source))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), PublishError> {
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).map_err(|source| write_err(dir, source))?;
+    }
+    fs::copy(from, to).map_err(|source| read_err(from, source))?;
+    Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, PublishError> {
+    std::path::absolute(path).map_err(|source| read_err(path, source))
+}
+
+fn read_err(path: &Path, source: std::io::Error) -> PublishError {
+    PublishError::Read { path: path.to_path_buf(), source }
+}
+
+fn write_err(path: &Path, source: std::io::Error) -> PublishError {
+    PublishError::Write { path: path.to_path_buf(), source }
+}

@@ -1,0 +1,461 @@
+//! The browser side of a poll page: the voter's outbox, delivery, and the
+//! live counts.
+//!
+//! Everything runs in one task per page ([`run`]) that owns the state and
+//! reacts to [`Event`]s. Browser callbacks (clicks, socket messages, timers,
+//! `online`, other tabs) only send events, so no callback ever touches the
+//! page's signals or outlives what it refers to.
+//!
+//! Delivery never depends on this page staying open: a vote is in IndexedDB
+//! before any request is made, and the service worker (`sw/`) delivers it
+//! through Background Sync where the browser has it. Where it does not, the
+//! page retries on load, on `online`, when it becomes visible again, and on a
+//! backoff timer with jitter. Every path sends the same signed bytes, and the
+//! node keeps one entry per hash, so two tabs or a tab and the worker sending
+//! the same vote count it once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::StreamExt;
+use outbox::{Outbox, Record};
+use perseus::prelude::spawn_local_scoped;
+use serde::Deserialize;
+use sycamore::prelude::Scope;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{BroadcastChannel, EventSource, MessageEvent, WebSocket};
+
+use crate::pages::{Board, Mine};
+use crate::state::PollPage;
+
+/// The service worker's Background Sync tag and the channel that tells pages
+/// the outbox changed.
+const SYNC_TAG: &str = "votemesh-outbox";
+const CHANNEL: &str = "votemesh-outbox";
+
+/// What the page's task reacts to.
+enum Event {
+    /// The voter pressed the button of an option.
+    Cast(usize),
+    /// Try to deliver pending votes now.
+    Flush,
+    /// Another tab or the service worker changed the outbox.
+    OutboxChanged,
+    /// A live count message (JSON text).
+    Live(String),
+    /// The live connection opened, over WebSocket or SSE.
+    FeedOpen(&'static str),
+    /// The WebSocket closed; `opened` tells whether it ever worked.
+    SocketClosed { opened: bool },
+    /// Time to open the live connection again.
+    Reconnect,
+    /// The voter asked for their receipts.
+    SaveReceipts,
+}
+
+/// The handle the page's buttons use.
+#[derive(Clone)]
+pub(crate) struct Control {
+    events: UnboundedSender<Event>,
+}
+
+impl Control {
+    pub(crate) fn vote(&self, choice: usize) {
+        let _ = self.events.unbounded_send(Event::Cast(choice));
+    }
+
+    pub(crate) fn save_receipts(&self) {
+        let _ = self.events.unbounded_send(Event::SaveReceipts);
+    }
+}
+
+/// Starts the page's task. `voting` is false on the results page.
+pub(crate) fn start<'a>(cx: Scope<'a>, page: &PollPage, board: Board<'a>, voting: bool) -> Control {
+    let (events, inbox) = unbounded();
+    let control = Control {
+        events: events.clone(),
+    };
+    let page = page.clone();
+    spawn_local_scoped(cx, async move {
+        if let Err(problem) = run(page, board, voting, events, inbox).await {
+            board.problem.set(problem);
+        }
+    });
+    control
+}
+
+/// A live count message from the relay.
+#[derive(Deserialize)]
+struct LiveMessage {
+    version: u64,
+    counts: Vec<u64>,
+}
+
+/// The page's task.
+async fn run(
+    page: PollPage,
+    board: Board<'_>,
+    voting: bool,
+    events: UnboundedSender<Event>,
+    mut inbox: UnboundedReceiver<Event>,
+) -> Result<(), String> {
+    let poll = crdt::Poll::from_json(&page.poll)
+        .map_err(|e| format!("This page holds a poll this app cannot read: {e}"))?;
+    let window = web_sys::window().ok_or("no window")?;
+    let origin = window.location().origin().map_err(js_text)?;
+
+    let outbox = Outbox::open().await.map_err(|e| {
+        format!("This browser refused to store data, so a vote cannot be kept until it is confirmed: {e}")
+    })?;
+    request_persistence(&window);
+    register_worker(&window);
+    let channel = listen(&window, &events);
+
+    let mut live = page.counts.clone();
+    let mut live_version = page.entries;
+    let mut records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+    show(board, &live, &records);
+    board.ready.set(voting);
+
+    let mut socket = Some(LiveSocket::open(&origin, &page.id, &events));
+    let mut sse: Option<LiveSse> = None;
+    let mut retry = Timer::default();
+    let _ = events.unbounded_send(Event::Flush);
+
+    while let Some(event) = inbox.next().await {
+        match event {
+            Event::Cast(choice) => {
+                let choice = u32::try_from(choice).map_err(|_| "no such option")?;
+                match outbox.cast(&poll, choice, js_sys::Date::now() as u64).await {
+                    Ok(_) => {
+                        board.problem.set(String::new());
+                        records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+                        show(board, &live, &records);
+                        tell_other_tabs(channel.as_ref());
+                        ask_for_background_sync(&window).await;
+                        let _ = events.unbounded_send(Event::Flush);
+                    }
+                    Err(e) => board.problem.set(format!("Your vote could not be saved: {e}")),
+                }
+            }
+            Event::Flush => {
+                // A failed flush leaves votes pending; the timer below retries.
+                let _ = outbox.flush(&origin).await;
+                records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+                show(board, &live, &records);
+                tell_other_tabs(channel.as_ref());
+                match outbox::next_attempt_in(&records, js_sys::Date::now() as u64) {
+                    Some(delay) => retry.set(&window, delay, &events, || Event::Flush),
+                    None => retry.clear(&window),
+                }
+            }
+            Event::OutboxChanged => {
+                records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+                show(board, &live, &records);
+            }
+            Event::Live(text) => {
+                if let Ok(message) = serde_json::from_str::<LiveMessage>(&text) {
+                    // Counts are absolute and versioned: an old or replayed
+                    // message changes nothing.
+                    if message.version >= live_version && message.counts.len() == live.len() {
+                        live_version = message.version;
+                        live = message.counts;
+                        show(board, &live, &records);
+                    }
+                }
+            }
+            Event::FeedOpen(how) => board.feed.set(format!("live ({how})")),
+            Event::SocketClosed { opened } => {
+                socket = None;
+                if opened {
+                    board.feed.set("reconnecting".to_string());
+                    let delay = 1_000 + (js_sys::Math::random() * 2_000.0) as u64;
+                    retry_live(&window, delay, &events);
+                } else if sse.is_none() {
+                    // WebSockets do not get through here: Server-Sent Events
+                    // reconnect by themselves and resume where they left off.
+                    sse = LiveSse::open(&origin, &page.id, &events);
+                }
+            }
+            Event::Reconnect => {
+                if socket.is_none() && sse.is_none() {
+                    socket = Some(LiveSocket::open(&origin, &page.id, &events));
+                }
+            }
+            Event::SaveReceipts => {
+                if let Ok(json) = outbox.receipts_json(&poll.id).await {
+                    save_file(&window, &format!("votemesh-receipts-{}.json", poll.id.short()), &json);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shows the merged counts and the voter's latest vote.
+fn show(board: Board<'_>, live: &[u64], records: &[Record]) {
+    board.counts.set(outbox::displayed_counts(live, records));
+    let latest = records.iter().max_by_key(|r| r.seq);
+    board.mine.set(latest.map(|r| Mine {
+        choice: r.choice as usize,
+        state: r.state.name(),
+        detail: r.state.detail(),
+    }));
+}
+
+/// Asks the browser not to evict this site's storage under pressure.
+fn request_persistence(window: &web_sys::Window) {
+    if let Ok(promise) = window.navigator().storage().persist() {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
+    }
+}
+
+fn has_service_worker(window: &web_sys::Window) -> bool {
+    js_sys::Reflect::has(&window.navigator(), &JsValue::from_str("serviceWorker")).unwrap_or(false)
+}
+
+/// Registers the service worker (`/sw.js`) where the browser allows one.
+fn register_worker(window: &web_sys::Window) {
+    if !has_service_worker(window) {
+        return;
+    }
+    let promise = window.navigator().service_worker().register("/sw.js");
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = JsFuture::from(promise).await;
+    });
+}
+
+/// Asks the service worker to deliver the outbox through Background Sync,
+/// where the browser has it; the page's own retries cover the rest.
+async fn ask_for_background_sync(window: &web_sys::Window) {
+    if !has_service_worker(window) {
+        return;
+    }
+    let Ok(ready) = window.navigator().service_worker().ready() else {
+        return;
+    };
+    let Ok(registration) = JsFuture::from(ready).await else {
+        return;
+    };
+    let Ok(sync) = js_sys::Reflect::get(&registration, &JsValue::from_str("sync")) else {
+        return;
+    };
+    if sync.is_undefined() {
+        return;
+    }
+    let Ok(register) = js_sys::Reflect::get(&sync, &JsValue::from_str("register")) else {
+        return;
+    };
+    if let Some(register) = register.dyn_ref::<js_sys::Function>() {
+        if let Ok(promise) = register.call1(&sync, &JsValue::from_str(SYNC_TAG)) {
+            if let Ok(promise) = promise.dyn_into::<js_sys::Promise>() {
+                let _ = JsFuture::from(promise).await;
+            }
+        }
+    }
+}
+
+/// Flushes on `online` and when the page becomes visible again; refreshes
+/// when another tab or the service worker reports a change.
+fn listen(window: &web_sys::Window, events: &UnboundedSender<Event>) -> Option<BroadcastChannel> {
+    let on_online = {
+        let events = events.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            let _ = events.unbounded_send(Event::Flush);
+        })
+    };
+    let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    // The page lives as long as these listeners: they are never removed.
+    on_online.forget();
+
+    if let Some(document) = window.document() {
+        let on_visible = {
+            let events = events.clone();
+            let document = document.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                if document.visibility_state() == web_sys::VisibilityState::Visible {
+                    let _ = events.unbounded_send(Event::Flush);
+                }
+            })
+        };
+        let _ = document
+            .add_event_listener_with_callback("visibilitychange", on_visible.as_ref().unchecked_ref());
+        on_visible.forget();
+    }
+
+    let channel = BroadcastChannel::new(CHANNEL).ok()?;
+    let on_message = {
+        let events = events.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |_: MessageEvent| {
+            let _ = events.unbounded_send(Event::OutboxChanged);
+        })
+    };
+    channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    Some(channel)
+}
+
+fn tell_other_tabs(channel: Option<&BroadcastChannel>) {
+    if let Some(channel) = channel {
+        let _ = channel.post_message(&JsValue::from_str("changed"));
+    }
+}
+
+/// One pending `setTimeout`, replaced when set again.
+#[derive(Default)]
+struct Timer {
+    handle: Option<i32>,
+}
+
+impl Timer {
+    fn set(
+        &mut self,
+        window: &web_sys::Window,
+        delay_ms: u64,
+        events: &UnboundedSender<Event>,
+        event: impl FnOnce() -> Event + 'static,
+    ) {
+        self.clear(window);
+        let events = events.clone();
+        let callback = Closure::once_into_js(move || {
+            let _ = events.unbounded_send(event());
+        });
+        let delay = i32::try_from(delay_ms).unwrap_or(i32::MAX);
+        self.handle = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay)
+            .ok();
+    }
+
+    fn clear(&mut self, window: &web_sys::Window) {
+        if let Some(handle) = self.handle.take() {
+            window.clear_timeout_with_handle(handle);
+        }
+    }
+}
+
+fn retry_live(window: &web_sys::Window, delay_ms: u64, events: &UnboundedSender<Event>) {
+    let mut timer = Timer::default();
+    timer.set(window, delay_ms, events, || Event::Reconnect);
+}
+
+/// The live counts over a WebSocket, with the callbacks it owns.
+struct LiveSocket {
+    socket: Option<WebSocket>,
+    _callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl LiveSocket {
+    fn open(origin: &str, poll: &str, events: &UnboundedSender<Event>) -> LiveSocket {
+        let url = format!("{}/v1/polls/{poll}/live", origin.replacen("http", "ws", 1));
+        let Ok(socket) = WebSocket::new(&url) else {
+            let _ = events.unbounded_send(Event::SocketClosed { opened: false });
+            return LiveSocket { socket: None, _callbacks: Vec::new() };
+        };
+        let opened = Rc::new(RefCell::new(false));
+        let on_open = {
+            let events = events.clone();
+            let opened = opened.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                *opened.borrow_mut() = true;
+                let _ = events.unbounded_send(Event::FeedOpen("WebSocket"));
+            })
+        };
+        let on_message = {
+            let events = events.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                if let Some(text) = event.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+                    let _ = events.unbounded_send(Event::Live(text));
+                }
+            })
+        };
+        let on_close = {
+            let events = events.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                let opened = *opened.borrow();
+                let _ = events.unbounded_send(Event::SocketClosed { opened });
+            })
+        };
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        LiveSocket {
+            socket: Some(socket),
+            _callbacks: vec![on_open, on_message, on_close],
+        }
+    }
+}
+
+impl Drop for LiveSocket {
+    fn drop(&mut self) {
+        if let Some(socket) = &self.socket {
+            socket.set_onopen(None);
+            socket.set_onmessage(None);
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+    }
+}
+
+/// The live counts over Server-Sent Events, the fallback.
+struct LiveSse {
+    _source: EventSource,
+    _callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl LiveSse {
+    fn open(origin: &str, poll: &str, events: &UnboundedSender<Event>) -> Option<LiveSse> {
+        let source = EventSource::new(&format!("{origin}/v1/polls/{poll}/events")).ok()?;
+        let on_open = {
+            let events = events.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                let _ = events.unbounded_send(Event::FeedOpen("Server-Sent Events"));
+            })
+        };
+        let on_message = {
+            let events = events.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                if let Some(text) = event.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+                    let _ = events.unbounded_send(Event::Live(text));
+                }
+            })
+        };
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Some(LiveSse {
+            _source: source,
+            _callbacks: vec![on_open, on_message],
+        })
+    }
+}
+
+/// Offers `text` to the voter as a file download.
+fn save_file(window: &web_sys::Window, name: &str, text: &str) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(document) = window.document() {
+        if let Ok(link) = document.create_element("a") {
+            if let Ok(link) = link.dyn_into::<web_sys::HtmlAnchorElement>() {
+                link.set_href(&url);
+                link.set_download(name);
+                link.click();
+            }
+        }
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+fn js_text(value: JsValue) -> String {
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
