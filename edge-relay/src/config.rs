@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 
 /// The keys a config file or `VOTEMESH_RELAY_<KEY>` may set.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 23] = [
     "listen",
     "nodes",
     "log_format",
     "web_dir",
+    "pages",
+    "publish_interval_secs",
     "registrar_key",
     "cors_origins",
     "body_limit",
@@ -59,6 +61,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Directory of the web app to serve at `/`, if any.
     pub web_dir: Option<PathBuf>,
+    /// The browser build (`client/build.sh` output). With it, the relay
+    /// renders the poll and results pages of every poll its nodes hold into
+    /// `web_dir`, at start and then every `publish_interval_secs`.
+    pub pages: Option<PathBuf>,
+    /// Seconds between two renderings of the pages.
+    pub publish_interval_secs: u64,
     /// File holding a registrar's secret key seed (64 hex characters).
     pub registrar_key: Option<PathBuf>,
     /// Origins allowed to call the API cross-origin; empty: only the relay's own.
@@ -103,6 +111,8 @@ impl Default for Config {
             nodes: Vec::new(),
             log_format: LogFormat::Human,
             web_dir: None,
+            pages: None,
+            publish_interval_secs: 30,
             registrar_key: None,
             cors_origins: Vec::new(),
             body_limit: 1024 * 1024,
@@ -171,6 +181,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_dir: Option<PathBuf>,
+
+    /// The browser build made by client/build.sh (bin/votemesh-client and
+    /// assets/). With it, the relay renders a poll page and a live results
+    /// page for every poll its nodes hold into --web-dir (created if
+    /// missing), with the counts of the moment, at start and then every
+    /// --publish-interval-secs. [env: VOTEMESH_RELAY_PAGES] [default: none]
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PathBuf>,
+
+    /// Seconds between two renderings of the pages (with --pages).
+    /// [env: VOTEMESH_RELAY_PUBLISH_INTERVAL_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_interval_secs: Option<u64>,
 
     /// File with a registrar's secret key seed (64 hex characters). With it,
     /// the relay issues credentials, after a proof of work, for polls whose
@@ -307,11 +332,15 @@ impl Config {
             ("challenge_ttl_secs", self.challenge_ttl_secs),
             ("heartbeat_secs", self.heartbeat_secs),
             ("max_challenges", self.max_challenges as u64),
+            ("publish_interval_secs", self.publish_interval_secs),
         ]
         .into_iter()
         .find(|(_, value)| *value == 0);
         if let Some((key, _)) = zero {
             return fail(format!("{key} must be at least 1"));
+        }
+        if self.pages.is_some() && self.web_dir.is_none() {
+            return fail("pages: --pages needs --web-dir, the directory to render into".into());
         }
         if self.pow_bits > 32 {
             return fail(format!("pow_bits {} is above 32", self.pow_bits));

@@ -35,6 +35,7 @@ mod limit;
 mod live;
 mod polls;
 mod pow;
+mod publish;
 mod relay;
 mod upstream;
 mod web;

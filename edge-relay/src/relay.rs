@@ -40,6 +40,10 @@ impl Relay {
             Some(path) => Some(read_key(path)?),
             None => None,
         };
+        if let (Some(_), Some(dir)) = (&config.pages, &config.web_dir) {
+            std::fs::create_dir_all(dir)
+                .map_err(|_| StartError::WebDir { path: dir.clone() })?;
+        }
         let web = match &config.web_dir {
             Some(dir) if dir.is_dir() => Some(crate::web::router(dir)),
             Some(dir) => return Err(StartError::WebDir { path: dir.clone() }),
@@ -104,6 +108,14 @@ impl Relay {
         tracing::info!(addr = %self.addr, nodes = ?self.config.nodes, "listening");
         let shared = self.state.0.clone();
         let health = tokio::spawn(shared.upstreams.clone().check_health());
+        let publishing = match (&self.config.pages, &self.config.web_dir) {
+            (Some(build), Some(site)) => Some(tokio::spawn(crate::publish::every(
+                shared.upstreams.clone(),
+                crate::publish::Pages::new(build, site),
+                std::time::Duration::from_secs(self.config.publish_interval_secs),
+            ))),
+            _ => None,
+        };
         let pruning = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PRUNE_EVERY);
             loop {
@@ -143,6 +155,9 @@ impl Relay {
         drop(stopped);
         health.abort();
         pruning.abort();
+        if let Some(publishing) = publishing {
+            publishing.abort();
+        }
         tracing::info!("stopped");
         served
     }

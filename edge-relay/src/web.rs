@@ -8,11 +8,16 @@
 //!   `Service-Worker-Allowed: /` so a worker served from a subpath may
 //!   control the whole site;
 //! - anything else: an hour.
+//!
+//! A page's address has no extension: `/poll/<id>` is served from
+//! `poll/<id>/index.html` where that file exists, without a redirect (a
+//! service worker cannot use a redirected response for a navigation).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -33,6 +38,46 @@ pub(crate) fn router(dir: &Path) -> Router {
         .fallback_service(files)
         .layer(middleware::from_fn(cache_headers))
         .layer(CompressionLayer::new().br(true).gzip(true))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(dir.to_path_buf()),
+            page_addresses,
+        ))
+}
+
+/// Rewrites `/a/b` to `/a/b/index.html` when that file exists.
+async fn page_addresses(State(root): State<Arc<PathBuf>>, mut req: Request, next: Next) -> Response {
+    if let Some(page) = page_file(&root, req.uri().path()) {
+        let rewritten = match req.uri().query() {
+            Some(query) => format!("{page}?{query}"),
+            None => page,
+        };
+        if let Ok(uri) = rewritten.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    next.run(req).await
+}
+
+/// The `index.html` path behind an extensionless page address, if the file
+/// exists. Only plain names are considered: no dots, no escapes.
+fn page_file(root: &Path, path: &str) -> Option<String> {
+    let relative = path.strip_prefix('/')?;
+    if relative.is_empty() || relative.ends_with('/') {
+        return None;
+    }
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !relative.split('/').all(plain) {
+        return None;
+    }
+    root.join(relative)
+        .join("index.html")
+        .is_file()
+        .then(|| format!("{path}/index.html"))
 }
 
 /// The 404 of a path that is neither API nor file.
@@ -98,6 +143,20 @@ fn is_hashed(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_addresses_map_to_index_files_that_exist() {
+        let root = std::env::temp_dir().join(format!("votemesh-web-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("poll/abc")).unwrap();
+        std::fs::write(root.join("poll/abc/index.html"), "<p>").unwrap();
+        assert_eq!(page_file(&root, "/poll/abc").as_deref(), Some("/poll/abc/index.html"));
+        assert_eq!(page_file(&root, "/poll/abd"), None);
+        assert_eq!(page_file(&root, "/poll/abc/"), None);
+        assert_eq!(page_file(&root, "/poll/../poll/abc"), None);
+        assert_eq!(page_file(&root, "/poll/abc%2e"), None);
+        assert_eq!(page_file(&root, "/"), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn names_are_sorted_into_caching_kinds() {

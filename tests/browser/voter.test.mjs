@@ -1,0 +1,187 @@
+// The voter's flow in real headless Chromium (Debian's), against a real
+// node and edge relay on 127.0.0.1: online and offline votes, delivery with
+// and without Background Sync, two tabs, a change of vote, live results.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { launchFreshChromium } from './chromium.mjs';
+import { cluster, eventually } from './harness.mjs';
+
+const CONFIRM_MS = 30_000;
+
+/** Opens the poll page and waits until its vote buttons work. */
+async function openPoll(context, url) {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.locator('button[data-vote="0"]:not([disabled])').waitFor({ timeout: 20_000 });
+  return page;
+}
+
+async function voteFor(page, option) {
+  await page.locator(`button[data-vote="${option}"]`).click();
+}
+
+const state = (page) => page.locator('[data-vote-state]').getAttribute('data-vote-state');
+
+async function waitForState(page, expected, timeout = CONFIRM_MS) {
+  await page.locator(`[data-vote-state="${expected}"]`).waitFor({ timeout });
+}
+
+const shownCount = async (page, option) =>
+  Number(await page.locator(`[data-count="${option}"]`).textContent());
+
+/** The worker controls the page, so a reload can be served offline. */
+async function waitForWorker(page) {
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20_000 });
+}
+
+describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
+  let c;
+  let browser;
+
+  before(async () => {
+    c = await cluster();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await c?.close();
+  });
+
+  test('an online vote is confirmed and counted once', async () => {
+    browser = await launchFreshChromium();
+    const page = await openPoll(browser.context, c.pollUrl());
+    assert.equal(await shownCount(page, 1), 0);
+
+    await voteFor(page, 1);
+    await waitForState(page, 'confirmed');
+
+    const tally = await c.tally();
+    assert.deepEqual(tally.counts, [0, 1, 0]);
+    assert.equal(tally.entries, 1);
+    // The live counts include the vote once, not once more for the voter's own.
+    await eventually('the page shows the vote once', async () => (await shownCount(page, 1)) === 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('offline: the vote waits in the browser, the page reopens from the worker, and it is confirmed when the network is back', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    const page = await openPoll(context, c.pollUrl());
+    await waitForWorker(page);
+    const before = await c.tally();
+
+    await c.stopRelay();
+    await context.setOffline(true);
+    await voteFor(page, 2);
+    await waitForState(page, 'pending', 10_000);
+
+    await page.reload();
+    await page.locator('button[data-vote="0"]:not([disabled])').waitFor({ timeout: 20_000 });
+    assert.equal(await state(page), 'pending', 'the pending vote is shown after the reload');
+    assert.equal(await shownCount(page, 2), before.counts[2] + 1, 'the pending vote is in the shown counts');
+
+    await c.startRelay();
+    await context.setOffline(false);
+    await waitForState(page, 'confirmed');
+    const tally = await c.tally();
+    assert.equal(tally.counts[2], before.counts[2] + 1);
+    assert.equal(tally.entries, before.entries + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('without Background Sync the page still delivers the vote', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    await context.addInitScript(() => {
+      delete ServiceWorkerRegistration.prototype.sync;
+    });
+    const page = await openPoll(context, c.pollUrl());
+    assert.equal(await page.evaluate(() => 'sync' in ServiceWorkerRegistration.prototype), false);
+    const before = await c.tally();
+
+    await c.stopRelay();
+    await voteFor(page, 0);
+    await waitForState(page, 'pending', 10_000);
+    await c.startRelay();
+    // No reload, no `online` event: the page's backoff timer delivers it.
+    await waitForState(page, 'confirmed');
+    const tally = await c.tally();
+    assert.equal(tally.counts[0], before.counts[0] + 1);
+    assert.equal(tally.entries, before.entries + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('two tabs: both see the vote, it is counted once', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    const first = await openPoll(context, c.pollUrl());
+    const second = await openPoll(context, c.pollUrl());
+    const before = await c.tally();
+
+    await c.stopRelay();
+    await voteFor(first, 1);
+    await waitForState(first, 'pending', 10_000);
+    await waitForState(second, 'pending', 10_000);
+    await c.startRelay();
+    // Both tabs try to deliver the same signed vote.
+    await Promise.all([first, second].map((p) => p.evaluate(() => window.dispatchEvent(new Event('online')))));
+    await waitForState(first, 'confirmed');
+    await waitForState(second, 'confirmed');
+
+    const tally = await c.tally();
+    assert.equal(tally.counts[1], before.counts[1] + 1);
+    assert.equal(tally.entries, before.entries + 1);
+    assert.equal(tally.voters, before.voters + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('a change of vote replaces the first one', async () => {
+    browser = await launchFreshChromium();
+    const page = await openPoll(browser.context, c.pollUrl());
+    const before = await c.tally();
+
+    await voteFor(page, 0);
+    await waitForState(page, 'confirmed');
+    await voteFor(page, 2);
+    await waitForState(page, 'confirmed');
+    assert.equal(await page.locator('li.chosen [data-vote]').getAttribute('data-vote'), '2');
+
+    const tally = await c.tally();
+    assert.equal(tally.entries, before.entries + 2, 'both signed entries are kept');
+    assert.equal(tally.voters, before.voters + 1, 'one voter');
+    assert.equal(tally.counts[0], before.counts[0], 'the first choice no longer counts');
+    assert.equal(tally.counts[2], before.counts[2] + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('the results page shows a new vote within a second', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    const results = await context.newPage();
+    await results.goto(c.resultsUrl());
+    await results.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+    const shownBefore = await shownCount(results, 1);
+
+    const voter = await openPoll(context, c.pollUrl());
+    await voteFor(voter, 1);
+    await waitForState(voter, 'confirmed');
+    const confirmedAt = Date.now();
+    await results.waitForFunction(
+      (n) => Number(document.querySelector('[data-count="1"]').textContent) === n,
+      shownBefore + 1,
+      { timeout: 5_000, polling: 20 },
+    );
+    const lag = Date.now() - confirmedAt;
+    console.log(`results page updated ${lag} ms after the receipt`);
+    assert.ok(lag < 1_000, `results page took ${lag} ms`);
+    await browser.close();
+    browser = undefined;
+  });
+});
