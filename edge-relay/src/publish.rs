@@ -55,7 +55,11 @@ async fn publish(upstreams: &Upstreams, pages: &Pages) -> Result<usize, String> 
     let list = get_json(upstreams, "/v1/polls").await?;
     let list = list.as_array().ok_or("the poll list is not a list")?;
     if list.len() > MAX_POLLS {
-        tracing::warn!(polls = list.len(), rendered = MAX_POLLS, "too many polls: some get no page");
+        tracing::warn!(
+            polls = list.len(),
+            rendered = MAX_POLLS,
+            "too many polls: some get no page"
+        );
     }
     let mut polls = Vec::new();
     for entry in list.iter().take(MAX_POLLS) {
@@ -92,7 +96,11 @@ async fn publish(upstreams: &Upstreams, pages: &Pages) -> Result<usize, String> 
     let _ = tokio::fs::remove_file(&site_file).await;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(format!("the renderer failed ({}): {last}", output.status));
     }
     Ok(count)

@@ -41,8 +41,7 @@ impl Relay {
             None => None,
         };
         if let (Some(_), Some(dir)) = (&config.pages, &config.web_dir) {
-            std::fs::create_dir_all(dir)
-                .map_err(|_| StartError::WebDir { path: dir.clone() })?;
+            std::fs::create_dir_all(dir).map_err(|_| StartError::WebDir { path: dir.clone() })?;
         }
         let web = match &config.web_dir {
             Some(dir) if dir.is_dir() => Some(crate::web::router(dir)),

@@ -45,7 +45,11 @@ pub(crate) fn router(dir: &Path) -> Router {
 }
 
 /// Rewrites `/a/b` to `/a/b/index.html` when that file exists.
-async fn page_addresses(State(root): State<Arc<PathBuf>>, mut req: Request, next: Next) -> Response {
+async fn page_addresses(
+    State(root): State<Arc<PathBuf>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if let Some(page) = page_file(&root, req.uri().path()) {
         let rewritten = match req.uri().query() {
             Some(query) => format!("{page}?{query}"),
@@ -149,7 +153,10 @@ mod tests {
         let root = std::env::temp_dir().join(format!("votemesh-web-{}", std::process::id()));
         std::fs::create_dir_all(root.join("poll/abc")).unwrap();
         std::fs::write(root.join("poll/abc/index.html"), "<p>").unwrap();
-        assert_eq!(page_file(&root, "/poll/abc").as_deref(), Some("/poll/abc/index.html"));
+        assert_eq!(
+            page_file(&root, "/poll/abc").as_deref(),
+            Some("/poll/abc/index.html")
+        );
         assert_eq!(page_file(&root, "/poll/abd"), None);
         assert_eq!(page_file(&root, "/poll/abc/"), None);
         assert_eq!(page_file(&root, "/poll/../poll/abc"), None);

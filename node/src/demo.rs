@@ -14,6 +14,7 @@ mod live;
 mod preflib;
 mod report;
 mod votes;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,6 +67,18 @@ pub(crate) struct Args {
     /// Seed from which the organizer, node and voter keys are derived.
     #[arg(long, default_value = "votemesh-demo")]
     seed: String,
+
+    /// After the replay, keep the nodes and relays running and serve the
+    /// voters' pages (poll and live results) from every relay, until Ctrl-C.
+    /// Needs the browser build (client/build.sh); built on first use when
+    /// run from a source checkout.
+    #[arg(long)]
+    serve: bool,
+
+    /// The browser build to serve pages from [default: <target dir>/web, next
+    /// to this binary's directory].
+    #[arg(long, value_name = "DIR", requires = "serve")]
+    web_build: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -73,15 +86,26 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = runtime.block_on(replay(&args))?;
-
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    let web_build = if args.serve {
+        Some(web::build_dir(args.web_build.as_deref())?)
     } else {
-        report::print(&outcome);
+        None
+    };
+    let outcome = runtime.block_on(replay(&args, web_build.as_deref()))?;
+    if !args.serve {
+        print_outcome(&args, &outcome)?;
     }
     if !outcome.success() {
         bail!("the recount does not match the ballots");
+    }
+    Ok(())
+}
+
+fn print_outcome(args: &Args, outcome: &Outcome) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(outcome)?);
+    } else {
+        report::print(outcome);
     }
     Ok(())
 }
@@ -158,7 +182,11 @@ struct Mesh {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-async fn start_mesh(args: &Args, client: &reqwest::Client) -> anyhow::Result<Mesh> {
+async fn start_mesh(
+    args: &Args,
+    client: &reqwest::Client,
+    web_build: Option<&Path>,
+) -> anyhow::Result<Mesh> {
     let n = args.nodes as usize;
     let token = hex::encode(derive_seed(&args.seed, "admin-token", 0));
     let mut dirs = Vec::new();
@@ -205,7 +233,13 @@ async fn start_mesh(args: &Args, client: &reqwest::Client) -> anyhow::Result<Mes
     for i in 0..n {
         let mut order = urls.clone();
         order.rotate_left(i);
-        relays.push(EdgeRelay::start(order).await?);
+        let pages = web_build.map(|build| {
+            (
+                build.to_path_buf(),
+                args.out.join(format!("site-{}", i + 1)),
+            )
+        });
+        relays.push(EdgeRelay::start(order, pages).await?);
     }
     Ok(Mesh {
         nodes,
@@ -262,7 +296,7 @@ impl Mesh {
     }
 }
 
-async fn replay(args: &Args) -> anyhow::Result<Outcome> {
+async fn replay(args: &Args, web_build: Option<&Path>) -> anyhow::Result<Outcome> {
     let path = ballots_path(args)?;
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -279,7 +313,7 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency as usize)
         .build()?;
-    let mesh = start_mesh(args, &client).await?;
+    let mesh = start_mesh(args, &client, web_build).await?;
     let keys: Vec<String> = mesh.nodes.iter().map(|n| n.key_short()).collect();
     say(
         args,
@@ -387,12 +421,6 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         if live.counts_equal_recount { "equal" } else { "DIFFER FROM" }
     ));
     drop(subscriber);
-    for relay in mesh.relays {
-        relay.stop().await;
-    }
-    for node in mesh.nodes {
-        node.stop().await;
-    }
 
     let recounted = nodes[0].counts.clone();
     let candidates: Vec<Row> = election
@@ -410,7 +438,7 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
         expected: expected.iter().sum(),
         recounted: recounted.iter().sum(),
     };
-    Ok(Outcome {
+    let outcome = Outcome {
         election: election.title.clone(),
         poll: poll.id.to_string(),
         ballots: choices.len() as u64,
@@ -438,7 +466,18 @@ async fn replay(args: &Args) -> anyhow::Result<Outcome> {
             .join(format!("{}.node-1.export.jsonl", args.election))
             .display()
             .to_string(),
-    })
+    };
+    if args.serve {
+        print_outcome(args, &outcome)?;
+        web::serve(&client, &mesh.relays, &poll.id).await?;
+    }
+    for relay in mesh.relays {
+        relay.stop().await;
+    }
+    for node in mesh.nodes {
+        node.stop().await;
+    }
+    Ok(outcome)
 }
 
 /// Replays the votes in three thirds, spread over the nodes. With more than

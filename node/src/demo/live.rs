@@ -18,9 +18,21 @@ pub(crate) struct EdgeRelay {
 impl EdgeRelay {
     /// Starts a relay on a free loopback port that prefers `nodes[0]` and
     /// fails over to the others. The demo is one client sending every
-    /// ballot, so the per-IP and per-poll rate limits are lifted.
-    pub(crate) async fn start(nodes: Vec<String>) -> anyhow::Result<EdgeRelay> {
+    /// ballot, so the per-IP and per-poll rate limits are lifted. With
+    /// `pages` (browser build, site directory) it also renders and serves
+    /// the voters' pages.
+    pub(crate) async fn start(
+        nodes: Vec<String>,
+        pages: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ) -> anyhow::Result<EdgeRelay> {
+        let (pages, web_dir) = match pages {
+            Some((build, site)) => (Some(build), Some(site)),
+            None => (None, None),
+        };
         let config = relay::Config {
+            pages,
+            web_dir,
+            publish_interval_secs: 5,
             listen: ([127, 0, 0, 1], 0).into(),
             nodes,
             ip_rate: 1_000_000,
