@@ -3,6 +3,7 @@
 
 use perseus::prelude::*;
 
+#[cfg(engine)]
 use crate::state::{Index, PollPage};
 
 #[cfg(engine)]

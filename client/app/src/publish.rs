@@ -210,34 +210,47 @@ fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPag
     })
 }
 
-/// The files the service worker keeps for offline use, and a version that
-/// changes whenever any of the code does.
+/// The files the service worker keeps for offline use, with a version that
+/// changes whenever any of the code does; the worker script is stamped with
+/// that version, so a new build also installs a new worker.
 fn write_precache(site: &Path, polls: &[String], worker: &[String]) -> Result<(), PublishError> {
     let mut hasher = Sha256::new();
+    let mut code: Vec<String> = vec![".perseus/bundle.js".into(), ".perseus/bundle.wasm".into()];
+    code.extend(worker.iter().cloned());
+    for name in &code {
+        let path = site.join(name);
+        let bytes = fs::read(&path).map_err(|source| read_err(&path, source))?;
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(&bytes);
+    }
+    let version = hex(&hasher.finalize()[..8]);
+
+    // The worker adds its own wasm (with the version in the address).
     let mut urls = vec![
         "/".to_string(),
         "/.perseus/bundle.js".to_string(),
         "/.perseus/bundle.wasm".to_string(),
     ];
-    for name in worker {
-        if name != "sw.js" {
-            urls.push(format!("/{name}"));
-        }
-    }
-    for url in &urls[1..] {
-        let path = site.join(url.trim_start_matches('/'));
-        let bytes = fs::read(&path).map_err(|source| read_err(&path, source))?;
-        hasher.update(url.as_bytes());
-        hasher.update(&bytes);
-    }
     for id in polls {
         urls.push(format!("/poll/{id}"));
         urls.push(format!("/results/{id}"));
     }
-    let version = hex(&hasher.finalize()[..8]);
     let manifest = serde_json::json!({ "version": version, "urls": urls });
     let path = site.join("precache.json");
-    fs::write(&path, manifest.to_string()).map_err(|source| write_err(&path, source))
+    fs::write(&path, manifest.to_string()).map_err(|source| write_err(&path, source))?;
+
+    let script = site.join("sw.js");
+    let text = fs::read_to_string(&script).map_err(|source| read_err(&script, source))?;
+    const UNSTAMPED: &str = "const BUILD = 'dev';";
+    if !text.contains(UNSTAMPED) {
+        return Err(PublishError::Write {
+            path: script,
+            source: std::io::Error::other("sw.js has no `const BUILD = 'dev';` line to stamp"),
+        });
+    }
+    let stamped = text.replacen(UNSTAMPED, &format!("const BUILD = '{version}';"), 1);
+    fs::write(&script, stamped).map_err(|source| write_err(&script, source))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
-use outbox::{Outbox, Record};
+use outbox::{Outbox, Record, State};
 use perseus::prelude::spawn_local_scoped;
 use serde::Deserialize;
 use sycamore::prelude::Scope;
@@ -40,8 +40,11 @@ const CHANNEL: &str = "votemesh-outbox";
 enum Event {
     /// The voter pressed the button of an option.
     Cast(usize),
-    /// Try to deliver pending votes now.
+    /// The backoff timer ended: deliver the votes that are due.
     Flush,
+    /// Something changed (page opened or shown again, network back, a new
+    /// vote): try every pending vote now, backoff or not.
+    FlushNow,
     /// Another tab or the service worker changed the outbox.
     OutboxChanged,
     /// A live count message (JSON text).
@@ -116,44 +119,65 @@ async fn run(
 
     let mut live = page.counts.clone();
     let mut live_version = page.entries;
-    let mut records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+    let mut records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
     show(board, &live, &records);
     board.ready.set(voting);
 
     let mut socket = Some(LiveSocket::open(&origin, &page.id, &events));
     let mut sse: Option<LiveSse> = None;
     let mut retry = Timer::default();
-    let _ = events.unbounded_send(Event::Flush);
+    let _ = events.unbounded_send(Event::FlushNow);
 
     while let Some(event) = inbox.next().await {
         match event {
             Event::Cast(choice) => {
                 let choice = u32::try_from(choice).map_err(|_| "no such option")?;
+                if page.needs_credential {
+                    board.problem.set("Getting a voting credential (a short computation)…".to_string());
+                    if let Err(e) = outbox.credential(&origin, &poll).await {
+                        board.problem.set(format!("No voting credential yet: {e}. Try again when online."));
+                        continue;
+                    }
+                    board.problem.set(String::new());
+                }
                 match outbox.cast(&poll, choice, js_sys::Date::now() as u64).await {
                     Ok(_) => {
                         board.problem.set(String::new());
-                        records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+                        records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
                         show(board, &live, &records);
                         tell_other_tabs(channel.as_ref());
-                        ask_for_background_sync(&window).await;
-                        let _ = events.unbounded_send(Event::Flush);
+                        // Not awaited here: `ready` waits for an active worker,
+                        // which never comes if its install failed offline.
+                        wasm_bindgen_futures::spawn_local(ask_for_background_sync(window.clone()));
+                        let _ = events.unbounded_send(Event::FlushNow);
                     }
                     Err(e) => board.problem.set(format!("Your vote could not be saved: {e}")),
                 }
             }
-            Event::Flush => {
-                // A failed flush leaves votes pending; the timer below retries.
-                let _ = outbox.flush(&origin).await;
-                records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+            Event::Flush | Event::FlushNow => {
+                // Votes that could not be delivered stay pending; the timer
+                // retries them when their backoff ends.
+                let flushed = match event {
+                    Event::FlushNow => outbox.flush_now(&origin).await,
+                    _ => outbox.flush(&origin).await,
+                };
+                let next = match flushed {
+                    Ok(report) => report.next_attempt_at,
+                    Err(_) => Some(js_sys::Date::now() as u64 + 5_000),
+                };
+                records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
                 show(board, &live, &records);
                 tell_other_tabs(channel.as_ref());
-                match outbox::next_attempt_in(&records, js_sys::Date::now() as u64) {
-                    Some(delay) => retry.set(&window, delay, &events, || Event::Flush),
+                match next {
+                    Some(at) => {
+                        let delay = at.saturating_sub(js_sys::Date::now() as u64).max(250);
+                        retry.set(&window, delay, &events, || Event::Flush);
+                    }
                     None => retry.clear(&window),
                 }
             }
             Event::OutboxChanged => {
-                records = outbox.records(&poll.id).await.map_err(|e| e.to_string())?;
+                records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
                 show(board, &live, &records);
             }
             Event::Live(text) => {
@@ -186,7 +210,7 @@ async fn run(
                 }
             }
             Event::SaveReceipts => {
-                if let Ok(json) = outbox.receipts_json(&poll.id).await {
+                if let Ok(json) = outbox.receipts_json(Some(poll.id)).await {
                     save_file(&window, &format!("votemesh-receipts-{}.json", poll.id.short()), &json);
                 }
             }
@@ -201,9 +225,30 @@ fn show(board: Board<'_>, live: &[u64], records: &[Record]) {
     let latest = records.iter().max_by_key(|r| r.seq);
     board.mine.set(latest.map(|r| Mine {
         choice: r.choice as usize,
-        state: r.state.name(),
-        detail: r.state.detail(),
+        state: r.state.as_str(),
+        detail: detail(r),
     }));
+}
+
+/// The line under the voter's vote: who confirmed it, why it was refused,
+/// or why it is still waiting.
+fn detail(record: &Record) -> String {
+    match record.state {
+        State::Confirmed => record
+            .receipt
+            .as_ref()
+            .map(|r| format!("Receipt from node {}.", r.node.short()))
+            .unwrap_or_default(),
+        State::Rejected => record
+            .refusal
+            .as_ref()
+            .map(|r| format!("{} ({}).", r.message, r.code))
+            .unwrap_or_default(),
+        State::Pending if record.attempts > 0 => {
+            "It will be sent again automatically, even if you close this page.".to_string()
+        }
+        State::Pending => String::new(),
+    }
 }
 
 /// Asks the browser not to evict this site's storage under pressure.
@@ -232,8 +277,8 @@ fn register_worker(window: &web_sys::Window) {
 
 /// Asks the service worker to deliver the outbox through Background Sync,
 /// where the browser has it; the page's own retries cover the rest.
-async fn ask_for_background_sync(window: &web_sys::Window) {
-    if !has_service_worker(window) {
+async fn ask_for_background_sync(window: web_sys::Window) {
+    if !has_service_worker(&window) {
         return;
     }
     let Ok(ready) = window.navigator().service_worker().ready() else {
@@ -266,7 +311,7 @@ fn listen(window: &web_sys::Window, events: &UnboundedSender<Event>) -> Option<B
     let on_online = {
         let events = events.clone();
         Closure::<dyn FnMut()>::new(move || {
-            let _ = events.unbounded_send(Event::Flush);
+            let _ = events.unbounded_send(Event::FlushNow);
         })
     };
     let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
@@ -279,7 +324,7 @@ fn listen(window: &web_sys::Window, events: &UnboundedSender<Event>) -> Option<B
             let document = document.clone();
             Closure::<dyn FnMut()>::new(move || {
                 if document.visibility_state() == web_sys::VisibilityState::Visible {
-                    let _ = events.unbounded_send(Event::Flush);
+                    let _ = events.unbounded_send(Event::FlushNow);
                 }
             })
         };
