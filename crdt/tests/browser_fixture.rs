@@ -26,7 +26,8 @@ fn fixture_poll() -> Poll {
 
 #[test]
 fn the_browser_test_poll_is_a_valid_signed_poll() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/fixtures/poll.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/fixtures/poll.json");
     let expected = fixture_poll();
     let json = serde_json::to_string_pretty(&expected).unwrap() + "\n";
     if std::env::var_os("VOTEMESH_BLESS").is_some() {
@@ -36,5 +37,8 @@ fn the_browser_test_poll_is_a_valid_signed_poll() {
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let poll = Poll::from_json(&value).expect("the fixture parses as a poll");
     poll.verify().expect("the fixture's signature verifies");
-    assert_eq!(poll, expected, "the fixture differs from the poll this test makes");
+    assert_eq!(
+        poll, expected,
+        "the fixture differs from the poll this test makes"
+    );
 }

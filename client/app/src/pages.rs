@@ -114,7 +114,12 @@ fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
             .map(|(i, name)| {
                 let label = format!("Vote for {name}");
                 let chosen = create_memo(cx, move || {
-                    board.mine.get().as_ref().as_ref().is_some_and(|m| m.choice == i)
+                    board
+                        .mine
+                        .get()
+                        .as_ref()
+                        .as_ref()
+                        .is_some_and(|m| m.choice == i)
                 });
                 view! { cx,
                     li(class = if *chosen.get() { "option chosen" } else { "option" }) {
@@ -199,7 +204,11 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
                 let width = create_memo(cx, move || {
                     let total = *total.get();
                     let count = board.counts.get().get(i).copied().unwrap_or(0);
-                    let percent = if total == 0 { 0.0 } else { count as f64 * 100.0 / total as f64 };
+                    let percent = if total == 0 {
+                        0.0
+                    } else {
+                        count as f64 * 100.0 / total as f64
+                    };
                     format!("width:{percent:.1}%")
                 });
                 view! { cx,
@@ -333,6 +342,9 @@ mod tests {
     fn times_are_civil_dates() {
         assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00 UTC");
-        assert_eq!(format_time(1_764_806_400_000 + 13 * 3_600_000 + 5 * 60_000), "2025-12-04 13:05 UTC");
+        assert_eq!(
+            format_time(1_764_806_400_000 + 13 * 3_600_000 + 5 * 60_000),
+            "2025-12-04 13:05 UTC"
+        );
     }
 }

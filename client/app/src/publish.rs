@@ -46,11 +46,20 @@ struct PublishArgs {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PublishError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("site file {path} is not valid: {source}")]
-    SiteJson { path: PathBuf, source: serde_json::Error },
+    SiteJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("poll #{index} in the site file is not a valid signed poll: {reason}")]
     BadPoll { index: usize, reason: String },
     #[error("the tally given for poll {id} does not fit it: {reason}")]
@@ -89,10 +98,7 @@ pub(crate) fn main() -> i32 {
     let Command::Publish(args) = Command::parse();
     match publish(&args) {
         Ok(count) => {
-            println!(
-                "published {count} poll(s) to {}",
-                args.out.display()
-            );
+            println!("published {count} poll(s) to {}", args.out.display());
             0
         }
         Err(err) => {
@@ -111,7 +117,10 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     // Perseus renders into `./dist`; give it a fresh directory beside the output.
     let out = absolute(&args.out)?;
     let assets = absolute(&args.assets)?;
-    let parent = out.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let parent = out
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let work = parent.join(format!(".publish-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).map_err(|source| write_err(&work, source))?;
@@ -132,7 +141,10 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     let staged = work.join("dist/exported");
     let perseus_dir = staged.join(".perseus");
     copy(&assets.join("bundle.js"), &perseus_dir.join("bundle.js"))?;
-    copy(&assets.join("bundle.wasm"), &perseus_dir.join("bundle.wasm"))?;
+    copy(
+        &assets.join("bundle.wasm"),
+        &perseus_dir.join("bundle.wasm"),
+    )?;
     let sw = assets.join("sw");
     let sw_files = fs::read_dir(&sw).map_err(|source| read_err(&sw, source))?;
     let mut worker_files = Vec::new();
@@ -161,10 +173,11 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
 /// Reads and checks the site file.
 fn load_site(path: &Path) -> Result<Site, PublishError> {
     let bytes = fs::read(path).map_err(|source| read_err(path, source))?;
-    let file: SiteFile = serde_json::from_slice(&bytes).map_err(|source| PublishError::SiteJson {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file: SiteFile =
+        serde_json::from_slice(&bytes).map_err(|source| PublishError::SiteJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut polls = BTreeMap::new();
     for (index, entry) in file.polls.into_iter().enumerate() {
         let page = poll_page(index, entry, file.published_at)?;
@@ -189,10 +202,15 @@ fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPag
         .as_array()
         .ok_or_else(|| bad_tally("no counts"))?
         .iter()
-        .map(|c| c.as_u64().ok_or_else(|| bad_tally("a count is not a number")))
+        .map(|c| {
+            c.as_u64()
+                .ok_or_else(|| bad_tally("a count is not a number"))
+        })
         .collect::<Result<_, _>>()?;
     if counts.len() != poll.option_count() {
-        return Err(bad_tally("the number of counts differs from the number of options"));
+        return Err(bad_tally(
+            "the number of counts differs from the number of options",
+        ));
     }
     let draft = &poll.draft;
     Ok(PollPage {
@@ -270,9 +288,15 @@ fn absolute(path: &Path) -> Result<PathBuf, PublishError> {
 }
 
 fn read_err(path: &Path, source: std::io::Error) -> PublishError {
-    PublishError::Read { path: path.to_path_buf(), source }
+    PublishError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_err(path: &Path, source: std::io::Error) -> PublishError {
-    PublishError::Write { path: path.to_path_buf(), source }
+    PublishError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }

@@ -133,9 +133,13 @@ async fn run(
             Event::Cast(choice) => {
                 let choice = u32::try_from(choice).map_err(|_| "no such option")?;
                 if page.needs_credential {
-                    board.problem.set("Getting a voting credential (a short computation)…".to_string());
+                    board
+                        .problem
+                        .set("Getting a voting credential (a short computation)…".to_string());
                     if let Err(e) = outbox.credential(&origin, &poll).await {
-                        board.problem.set(format!("No voting credential yet: {e}. Try again when online."));
+                        board.problem.set(format!(
+                            "No voting credential yet: {e}. Try again when online."
+                        ));
                         continue;
                     }
                     board.problem.set(String::new());
@@ -151,7 +155,9 @@ async fn run(
                         wasm_bindgen_futures::spawn_local(ask_for_background_sync(window.clone()));
                         let _ = events.unbounded_send(Event::FlushNow);
                     }
-                    Err(e) => board.problem.set(format!("Your vote could not be saved: {e}")),
+                    Err(e) => board
+                        .problem
+                        .set(format!("Your vote could not be saved: {e}")),
                 }
             }
             Event::Flush | Event::FlushNow => {
@@ -211,7 +217,11 @@ async fn run(
             }
             Event::SaveReceipts => {
                 if let Ok(json) = outbox.receipts_json(Some(poll.id)).await {
-                    save_file(&window, &format!("votemesh-receipts-{}.json", poll.id.short()), &json);
+                    save_file(
+                        &window,
+                        &format!("votemesh-receipts-{}.json", poll.id.short()),
+                        &json,
+                    );
                 }
             }
         }
@@ -328,8 +338,10 @@ fn listen(window: &web_sys::Window, events: &UnboundedSender<Event>) -> Option<B
                 }
             })
         };
-        let _ = document
-            .add_event_listener_with_callback("visibilitychange", on_visible.as_ref().unchecked_ref());
+        let _ = document.add_event_listener_with_callback(
+            "visibilitychange",
+            on_visible.as_ref().unchecked_ref(),
+        );
         on_visible.forget();
     }
 
@@ -399,7 +411,10 @@ impl LiveSocket {
         let url = format!("{}/v1/polls/{poll}/live", origin.replacen("http", "ws", 1));
         let Ok(socket) = WebSocket::new(&url) else {
             let _ = events.unbounded_send(Event::SocketClosed { opened: false });
-            return LiveSocket { socket: None, _callbacks: Vec::new() };
+            return LiveSocket {
+                socket: None,
+                _callbacks: Vec::new(),
+            };
         };
         let opened = Rc::new(RefCell::new(false));
         let on_open = {
@@ -413,7 +428,10 @@ impl LiveSocket {
         let on_message = {
             let events = events.clone();
             Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-                if let Some(text) = event.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+                if let Some(text) = event
+                    .dyn_ref::<MessageEvent>()
+                    .and_then(|m| m.data().as_string())
+                {
                     let _ = events.unbounded_send(Event::Live(text));
                 }
             })
@@ -464,7 +482,10 @@ impl LiveSse {
         let on_message = {
             let events = events.clone();
             Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-                if let Some(text) = event.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+                if let Some(text) = event
+                    .dyn_ref::<MessageEvent>()
+                    .and_then(|m| m.data().as_string())
+                {
                     let _ = events.unbounded_send(Event::Live(text));
                 }
             })

@@ -135,9 +135,9 @@ impl Record {
                 self.attempts = self.attempts.saturating_add(1);
                 let wait = retry_delay_ms(self.attempts, jitter, retry.retry_after_ms);
                 self.next_attempt_at = now_ms.saturating_add(wait);
-                self.hold_until = retry
-                    .retry_after_ms
-                    .map_or(0, |asked| now_ms.saturating_add(asked.min(MAX_RETRY_AFTER_MS)));
+                self.hold_until = retry.retry_after_ms.map_or(0, |asked| {
+                    now_ms.saturating_add(asked.min(MAX_RETRY_AFTER_MS))
+                });
                 self.last_failure = Some(retry.reason.clone());
                 true
             }
@@ -229,14 +229,20 @@ mod tests {
         let mut r = record();
         r.apply(&retry(None), 10_000, 0.5);
         assert!(!r.is_due(10_500));
-        assert!(r.is_due_now(10_500), "own backoff does not hold back a prompted flush");
+        assert!(
+            r.is_due_now(10_500),
+            "own backoff does not hold back a prompted flush"
+        );
 
         r.apply(&retry(Some(60_000)), 10_500, 0.0);
         assert!(!r.is_due_now(69_000), "the relay asked to wait");
         assert!(r.is_due_now(70_500));
 
         r.apply(&retry(None), 70_500, 0.0);
-        assert!(r.is_due_now(70_500), "a later failure without Retry-After lifts the hold");
+        assert!(
+            r.is_due_now(70_500),
+            "a later failure without Retry-After lifts the hold"
+        );
     }
 
     #[test]
