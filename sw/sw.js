@@ -2,9 +2,13 @@
 // module workers do not.
 //
 // - install: precache the app shell listed in /precache.json
-//   ({"version": "...", "urls": [...]}) into "votemesh-shell-<version>",
-//   with this worker's own wasm; then skipWaiting.
-// - activate: delete every other "votemesh-shell-" cache; clients.claim().
+//   ({"version": "...", "urls": [...], "immutable": [...]}) into
+//   "votemesh-shell-<version>", with this worker's own wasm; then
+//   skipWaiting. Immutable (content-addressed) files may come from the HTTP
+//   cache, so a first visit does not download the app twice.
+// - activate: delete every other "votemesh-shell-" cache; clients.claim();
+//   keep the pages already open (the page of a first visit was loaded before
+//   this worker existed), so they reopen offline.
 // - fetch: /v1/ (the API) is never touched; navigations and /.perseus/page/
 //   data go to the network first, are cached when they succeed and served
 //   from the cache when the network fails or stalls; everything else is
@@ -59,9 +63,12 @@ self.addEventListener('install', (event) => {
 
     const name = SHELL_PREFIX + manifest.version;
     const cache = await caches.open(name);
-    // "reload": a fresh copy, never one from the HTTP cache of an older build.
+    // "reload": a fresh copy, never one from the HTTP cache of an older
+    // build, except for content-addressed files, which cannot be stale.
+    const immutable = new Set(Array.isArray(manifest.immutable) ? manifest.immutable : []);
     const urls = manifest.urls.concat([WASM_URL]);
-    await cache.addAll(urls.map((url) => new Request(url, { cache: 'reload' })));
+    await cache.addAll(urls.map((url) =>
+      new Request(url, { cache: immutable.has(url) ? 'default' : 'reload' })));
 
     const meta = await caches.open(META_CACHE);
     await meta.put(CURRENT_KEY, new Response(name));
@@ -78,8 +85,26 @@ self.addEventListener('activate', (event) => {
       .filter((name) => name.startsWith(SHELL_PREFIX) && name !== keep)
       .map((name) => caches.delete(name)));
     await self.clients.claim();
+    await keepOpenPages();
   })());
 });
+
+// The pages open in windows of this origin, fetched again into the shell
+// cache. Failures are left alone: the next visit caches the page anyway.
+async function keepOpenPages() {
+  const windows = await self.clients.matchAll({ type: 'window' });
+  await Promise.all(windows.map(async (client) => {
+    const url = new URL(client.url);
+    if (url.origin !== self.location.origin || url.pathname.startsWith('/v1/')) return;
+    try {
+      const request = new Request(url.pathname + url.search);
+      const response = await fetch(request);
+      if (storable(response)) await keep(request, response);
+    } catch (error) {
+      // Offline already: nothing to keep now.
+    }
+  }));
+}
 
 function storable(response) {
   // A redirected response cannot answer a navigation; opaque and error

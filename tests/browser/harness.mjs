@@ -90,7 +90,8 @@ async function startProc(bin, args, log) {
 /** A scratch directory removed by `cleanup()`. */
 export async function scratch() {
   const dir = await mkdtemp(join(tmpdir(), 'votemesh-browser-'));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  // A page rendering started by a relay just killed may still be writing.
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }) };
 }
 
 export async function startNode(dir) {

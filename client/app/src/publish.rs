@@ -5,10 +5,11 @@
 //! (`GET /v1/polls/{id}`) with its tally (`GET /v1/polls/{id}/tally`), and the
 //! browser assets (`client/build.sh` makes them). Every poll's signature is
 //! checked before a page is made for it. Output: `poll/<id>/index.html`,
-//! `results/<id>/index.html`, `index.html`, the wasm bundle under
-//! `.perseus/`, the service worker, and `precache.json`, the list of files the
-//! service worker keeps for offline use. The directory is replaced whole, so a
-//! relay serving it never sees half a site.
+//! `results/<id>/index.html`, `index.html`, the page app under
+//! content-addressed names in `.perseus/`, the service worker, and
+//! `precache.json`, the app shell the service worker keeps for offline use.
+//! The directory is replaced whole, so a relay serving it never sees half a
+//! site.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -111,7 +112,6 @@ pub(crate) fn main() -> i32 {
 fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     let site = load_site(&args.site)?;
     let count = site.polls.len();
-    let poll_ids: Vec<String> = site.polls.keys().cloned().collect();
     SITE.set(site).ok().expect("publish runs once");
 
     // Perseus renders into `./dist`; give it a fresh directory beside the output.
@@ -139,12 +139,7 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     }
 
     let staged = work.join("dist/exported");
-    let perseus_dir = staged.join(".perseus");
-    copy(&assets.join("bundle.js"), &perseus_dir.join("bundle.js"))?;
-    copy(
-        &assets.join("bundle.wasm"),
-        &perseus_dir.join("bundle.wasm"),
-    )?;
+    let bundle = install_bundle(&assets, &staged)?;
     let sw = assets.join("sw");
     let sw_files = fs::read_dir(&sw).map_err(|source| read_err(&sw, source))?;
     let mut worker_files = Vec::new();
@@ -156,7 +151,7 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     }
     worker_files.sort();
 
-    write_precache(&staged, &poll_ids, &worker_files)?;
+    write_precache(&staged, &bundle, &worker_files)?;
 
     // Swap the new site in whole.
     let old = parent.join(format!(".replaced-{}", std::process::id()));
@@ -228,14 +223,76 @@ fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPag
     })
 }
 
-/// The files the service worker keeps for offline use, with a version that
-/// changes whenever any of the code does; the worker script is stamped with
-/// that version, so a new build also installs a new worker.
-fn write_precache(site: &Path, polls: &[String], worker: &[String]) -> Result<(), PublishError> {
+/// The page app under content-addressed names.
+struct Bundle {
+    /// `/.perseus/bundle.<hash>.js`
+    js: String,
+    /// `/.perseus/bundle.<hash>.wasm`
+    wasm: String,
+}
+
+/// Copies the page app in under names that carry a hash of its content, so
+/// browsers may cache it for a year, and points every rendered page at them.
+fn install_bundle(assets: &Path, site: &Path) -> Result<Bundle, PublishError> {
+    let (js_path, wasm_path) = (assets.join("bundle.js"), assets.join("bundle.wasm"));
+    let js = fs::read(&js_path).map_err(|source| read_err(&js_path, source))?;
+    let wasm = fs::read(&wasm_path).map_err(|source| read_err(&wasm_path, source))?;
     let mut hasher = Sha256::new();
-    let mut code: Vec<String> = vec![".perseus/bundle.js".into(), ".perseus/bundle.wasm".into()];
-    code.extend(worker.iter().cloned());
-    for name in &code {
+    hasher.update((js.len() as u64).to_be_bytes());
+    hasher.update(&js);
+    hasher.update(&wasm);
+    let hash = hex(&hasher.finalize()[..8]);
+    let bundle = Bundle {
+        js: format!("/.perseus/bundle.{hash}.js"),
+        wasm: format!("/.perseus/bundle.{hash}.wasm"),
+    };
+    write(&site.join(&bundle.js[1..]), &js)?;
+    write(&site.join(&bundle.wasm[1..]), &wasm)?;
+
+    // Perseus loads the app with `import init from "/.perseus/bundle.js"` and
+    // `init("/.perseus/bundle.wasm")` in every page.
+    let mut pages = Vec::new();
+    html_files(site, &mut pages)?;
+    for page in pages {
+        let html = fs::read_to_string(&page).map_err(|source| read_err(&page, source))?;
+        let (js_ref, wasm_ref) = ("\"/.perseus/bundle.js\"", "\"/.perseus/bundle.wasm\"");
+        if !html.contains(js_ref) || !html.contains(wasm_ref) {
+            return Err(PublishError::Write {
+                path: page,
+                source: std::io::Error::other(
+                    "the page does not load /.perseus/bundle.js and .wasm",
+                ),
+            });
+        }
+        let html = html
+            .replace(js_ref, &format!("\"{}\"", bundle.js))
+            .replace(wasm_ref, &format!("\"{}\"", bundle.wasm));
+        write(&page, html.as_bytes())?;
+    }
+    Ok(bundle)
+}
+
+fn html_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PublishError> {
+    for entry in fs::read_dir(dir).map_err(|source| read_err(dir, source))? {
+        let path = entry.map_err(|source| read_err(dir, source))?.path();
+        if path.is_dir() {
+            html_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "html") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The app shell the service worker keeps for offline use (`precache.json`),
+/// with a version that changes whenever any of the code does; the worker
+/// script is stamped with that version, so a new build also installs a new
+/// worker. Pages are not listed: the worker keeps each page it serves.
+fn write_precache(site: &Path, bundle: &Bundle, worker: &[String]) -> Result<(), PublishError> {
+    let mut hasher = Sha256::new();
+    hasher.update(bundle.js.as_bytes());
+    hasher.update(bundle.wasm.as_bytes());
+    for name in worker {
         let path = site.join(name);
         let bytes = fs::read(&path).map_err(|source| read_err(&path, source))?;
         hasher.update(name.as_bytes());
@@ -245,18 +302,13 @@ fn write_precache(site: &Path, polls: &[String], worker: &[String]) -> Result<()
     let version = hex(&hasher.finalize()[..8]);
 
     // The worker adds its own wasm (with the version in the address).
-    let mut urls = vec![
-        "/".to_string(),
-        "/.perseus/bundle.js".to_string(),
-        "/.perseus/bundle.wasm".to_string(),
-    ];
-    for id in polls {
-        urls.push(format!("/poll/{id}"));
-        urls.push(format!("/results/{id}"));
-    }
-    let manifest = serde_json::json!({ "version": version, "urls": urls });
+    let manifest = serde_json::json!({
+        "version": version,
+        "urls": ["/", bundle.js, bundle.wasm],
+        "immutable": [bundle.js, bundle.wasm],
+    });
     let path = site.join("precache.json");
-    fs::write(&path, manifest.to_string()).map_err(|source| write_err(&path, source))?;
+    write(&path, manifest.to_string().as_bytes())?;
 
     let script = site.join("sw.js");
     let text = fs::read_to_string(&script).map_err(|source| read_err(&script, source))?;
@@ -268,7 +320,14 @@ fn write_precache(site: &Path, polls: &[String], worker: &[String]) -> Result<()
         });
     }
     let stamped = text.replacen(UNSTAMPED, &format!("const BUILD = '{version}';"), 1);
-    fs::write(&script, stamped).map_err(|source| write_err(&script, source))
+    write(&script, stamped.as_bytes())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| write_err(dir, source))?;
+    }
+    fs::write(path, bytes).map_err(|source| write_err(path, source))
 }
 
 fn hex(bytes: &[u8]) -> String {
