@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { launchFreshChromium } from './chromium.mjs';
-import { cluster, eventually } from './harness.mjs';
+import { readFile } from 'node:fs/promises';
+
+import { cluster, eventually, getJson } from './harness.mjs';
 
 const CONFIRM_MS = 30_000;
 
@@ -62,6 +64,19 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     assert.equal(tally.entries, 1);
     // The live counts include the vote once, not once more for the voter's own.
     await eventually('the page shows the vote once', async () => (await shownCount(page, 1)) === 1);
+
+    // The voter keeps their signed vote and the node's receipt.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Save my receipts' }).click(),
+    ]);
+    const saved = JSON.parse(await readFile(await download.path(), 'utf8'));
+    assert.equal(saved.length, 1);
+    assert.equal(saved[0].vote.choice, 1);
+    assert.equal(saved[0].receipt.poll, c.poll.id);
+    const held = await getJson(c.node.url(`/v1/polls/${c.poll.id}/entries/${saved[0].receipt.entry}`));
+    assert.equal(held.status, 200, 'the node holds the entry the receipt names');
+    assert.deepEqual(held.body.receipt ?? held.body, saved[0].receipt);
     await browser.close();
     browser = undefined;
   });
@@ -209,6 +224,35 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     assert.equal(tally.voters, before.voters + 1, 'one voter');
     assert.equal(tally.counts[0], before.counts[0], 'the first choice no longer counts');
     assert.equal(tally.counts[2], before.counts[2] + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('where WebSockets do not get through, the results page follows the counts over Server-Sent Events', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    const results = await context.newPage();
+    // A WebSocket that never opens, as behind a proxy that refuses upgrades.
+    await results.addInitScript(() => {
+      window.WebSocket = class {
+        constructor() {
+          setTimeout(() => this.onclose?.(new CloseEvent('close', { code: 1006 })), 0);
+        }
+        close() {}
+      };
+    });
+    await results.goto(c.resultsUrl());
+    await results.locator('footer', { hasText: 'live (Server-Sent Events)' }).waitFor({ timeout: 20_000 });
+    const shownBefore = await shownCount(results, 0);
+
+    const voter = await openPoll(context, c.pollUrl());
+    await voteFor(voter, 0);
+    await waitForState(voter, 'confirmed');
+    await results.waitForFunction(
+      (n) => Number(document.querySelector('[data-count="0"]').textContent) === n,
+      shownBefore + 1,
+      { timeout: 5_000, polling: 20 },
+    );
     await browser.close();
     browser = undefined;
   });
