@@ -25,9 +25,9 @@ function required(name) {
 export const binDir = () => required('VOTEMESH_BIN_DIR');
 export const webBuild = () => required('VOTEMESH_WEB_BUILD');
 
-/** The signed test poll (crdt/tests/browser_fixture.rs keeps it valid). */
-export async function fixturePoll() {
-  return JSON.parse(await readFile(new URL('./fixtures/poll.json', import.meta.url), 'utf8'));
+/** A signed test poll (crdt/tests/browser_fixture.rs keeps them valid). */
+export async function fixturePoll(name = 'poll.json') {
+  return JSON.parse(await readFile(new URL(`./fixtures/${name}`, import.meta.url), 'utf8'));
 }
 
 /** A free TCP port on 127.0.0.1, so a restarted relay keeps its origin. */
@@ -157,16 +157,21 @@ export async function cluster() {
   const { dir, cleanup } = await scratch();
   const node = await startNode(dir);
   const poll = await fixturePoll();
-  const created = await postJson(node.url('/v1/polls'), poll);
-  if (created.status !== 201 && created.status !== 200) {
-    throw new Error(`creating the poll: ${created.status} ${JSON.stringify(created.body)}`);
+  // Markup and script in its title and options: shown as text, never run.
+  const hostile = await fixturePoll('hostile-poll.json');
+  for (const p of [poll, hostile]) {
+    const created = await postJson(node.url('/v1/polls'), p);
+    if (created.status !== 201 && created.status !== 200) {
+      throw new Error(`creating a poll: ${created.status} ${JSON.stringify(created.body)}`);
+    }
   }
   const port = await freePort();
   let relay = await startRelay(dir, node, port);
-  await eventually('the poll page is rendered', async () =>
-    (await fetch(relay.url(`/poll/${poll.id}`))).status === 200);
+  await eventually('the poll pages are rendered', async () =>
+    (await fetch(relay.url(`/poll/${poll.id}`))).status === 200
+    && (await fetch(relay.url(`/poll/${hostile.id}`))).status === 200);
   const c = {
-    dir, node, poll, port,
+    dir, node, poll, hostile, port,
     get relay() { return relay; },
     pollUrl: () => relay.url(`/poll/${poll.id}`),
     resultsUrl: () => relay.url(`/results/${poll.id}`),

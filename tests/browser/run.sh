@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The browser tests, in Debian's headless Chromium:
+# The browser tests, in Debian's headless Chromium (and the page renderer's
+# own unit tests, which need the same build):
 #   1. the outbox's wasm-bindgen tests (IndexedDB, signing, receipts) in the browser;
 #   2. the voter scenarios (voter.test.mjs) against a real node and edge relay
 #      on 127.0.0.1, with the pages and service worker from client/build.sh.
@@ -23,6 +24,10 @@ cargo build --locked -p votemesh-node -p votemesh-relay
 
 echo "== browser build (client/build.sh)"
 bash client/build.sh
+
+echo "== page renderer unit tests (--cfg engine)"
+RUSTFLAGS="--cfg=engine" CARGO_TARGET_DIR="$target/client-engine" \
+    cargo test --locked --manifest-path client/app/Cargo.toml
 
 echo "== outbox tests in Chromium (wasm-bindgen-test)"
 bash client/outbox/browser-tests.sh

@@ -81,6 +81,24 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     browser = undefined;
   });
 
+  test("a poll's title and options are shown as text, never run as markup or script", async () => {
+    browser = await launchFreshChromium();
+    const page = await openPoll(browser.context, c.relay.url(`/poll/${c.hostile.id}`));
+    assert.equal(await page.evaluate(() => window.pwned), undefined, 'no script of the poll ran');
+    assert.equal(await page.locator('h1').textContent(), c.hostile.title);
+    for (const [i, option] of c.hostile.options.entries()) {
+      assert.equal(await page.locator(`#option-${i}`).textContent(), option);
+    }
+    assert.equal(await page.locator('main img, main b').count(), 0, 'no element came from the poll');
+    assert.equal(await page.title(), `${c.hostile.title} · vote`);
+
+    await voteFor(page, 2);
+    await waitForState(page, 'confirmed');
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+    await browser.close();
+    browser = undefined;
+  });
+
   test('offline: the vote waits in the browser, the page reopens from the worker, and it is confirmed when the network is back', async () => {
     browser = await launchFreshChromium();
     const { context } = browser;

@@ -267,9 +267,61 @@ fn install_bundle(assets: &Path, site: &Path) -> Result<Bundle, PublishError> {
         let html = html
             .replace(js_ref, &format!("\"{}\"", bundle.js))
             .replace(wasm_ref, &format!("\"{}\"", bundle.wasm));
+        let html = harden_inline_state(&html).map_err(|reason| PublishError::Write {
+            path: page.clone(),
+            source: std::io::Error::other(reason),
+        })?;
         write(&page, html.as_bytes())?;
     }
     Ok(bundle)
+}
+
+/// The page states Perseus inlines into each page, as JavaScript template
+/// literals inside `<script>` elements.
+const INLINE_STATES: [&str; 3] = [
+    "window.__PERSEUS_INITIAL_STATE = `",
+    "window.__PERSEUS_INITIAL_WIDGET_STATES = `",
+    "window.__PERSEUS_GLOBAL_STATE = `",
+];
+
+/// Rewrites every `<` inside the inlined page states as `\x3c`.
+///
+/// A state holds text chosen by a poll's organizer (title, options). Perseus
+/// escapes it for the template literal but not for HTML, so a title holding
+/// `</script>` would end the script element and run markup of the
+/// organizer's on this origin, where voters' keys live. Inside a template
+/// literal `\x3c` is `<` again, so the page reads the same state.
+fn harden_inline_state(html: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some((at, marker)) = INLINE_STATES
+        .iter()
+        .filter_map(|m| rest.find(m).map(|at| (at, *m)))
+        .min_by_key(|(at, _)| *at)
+    {
+        let start = at + marker.len();
+        out.push_str(&rest[..start]);
+        let body = &rest[start..];
+        // The literal ends at the first backtick not escaped by a backslash.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '`' => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| format!("unterminated inline state after {marker:?}"))?;
+        out.push_str(&body[..end].replace('<', "\\x3c"));
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn html_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PublishError> {
@@ -357,5 +409,28 @@ fn write_err(path: &Path, source: std::io::Error) -> PublishError {
     PublishError::Write {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harden_inline_state;
+
+    #[test]
+    fn markup_in_an_inline_state_cannot_end_its_script() {
+        let html = "<script>window.__PERSEUS_INITIAL_STATE = `{\"title\":\"a</script><script>x()</script>\\` <b>\"}`;\nwindow.__PERSEUS_INITIAL_WIDGET_STATES = `{}`;</script><p>kept <as is></p>";
+
+        let hardened = harden_inline_state(html).unwrap();
+
+        assert_eq!(
+            hardened,
+            "<script>window.__PERSEUS_INITIAL_STATE = `{\"title\":\"a\\x3c/script>\\x3cscript>x()\\x3c/script>\\` \\x3cb>\"}`;\nwindow.__PERSEUS_INITIAL_WIDGET_STATES = `{}`;</script><p>kept <as is></p>"
+        );
+        assert_eq!(hardened.matches("</script>").count(), 1);
+    }
+
+    #[test]
+    fn an_unterminated_state_is_an_error() {
+        assert!(harden_inline_state("window.__PERSEUS_INITIAL_STATE = `{").is_err());
     }
 }
