@@ -204,12 +204,10 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
                 let width = create_memo(cx, move || {
                     let total = *total.get();
                     let count = board.counts.get().get(i).copied().unwrap_or(0);
-                    let percent = if total == 0 {
-                        0.0
-                    } else {
-                        count as f64 * 100.0 / total as f64
-                    };
-                    format!("width:{percent:.1}%")
+                    // Tenths of a percent, in integers: no float formatting
+                    // code in the wasm.
+                    let permille = (count * 1000).checked_div(total).unwrap_or(0);
+                    format!("width:{}.{}%", permille / 10, permille % 10)
                 });
                 view! { cx,
                     li(class = "option") {

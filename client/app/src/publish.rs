@@ -267,6 +267,20 @@ fn install_bundle(assets: &Path, site: &Path) -> Result<Bundle, PublishError> {
         let html = html
             .replace(js_ref, &format!("\"{}\"", bundle.js))
             .replace(wasm_ref, &format!("\"{}\"", bundle.wasm));
+        // Fetch the script and the wasm at once, with the page, rather than
+        // the wasm only once the script has run: one round trip less before
+        // the vote buttons work on a slow connection.
+        let hints = format!(
+            "<head><link rel=modulepreload href={}><link rel=preload href={} as=fetch type=application/wasm crossorigin>",
+            bundle.js, bundle.wasm
+        );
+        if !html.contains("<head>") {
+            return Err(PublishError::Write {
+                path: page,
+                source: std::io::Error::other("the page has no <head>"),
+            });
+        }
+        let html = html.replacen("<head>", &hints, 1);
         let html = harden_inline_state(&html).map_err(|reason| PublishError::Write {
             path: page.clone(),
             source: std::io::Error::other(reason),
