@@ -10,6 +10,7 @@
 //! | POST | `/v1/polls/{id}/challenge` | a proof-of-work challenge |
 //! | POST | `/v1/polls/{id}/credential` | `{voter, nonce, solution}` → a registrar-signed credential |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (some node is up) |
+//! | GET | `/metrics` | Prometheus metrics |
 //! | GET | anything else | the web app (`--web-dir`), or 404 |
 
 use std::convert::Infallible;
@@ -19,7 +20,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Path, Request, State,
+};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -36,6 +39,7 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::limit::Limits;
 use crate::live::{Hub, Subscription};
+use crate::metrics::{HttpLabels, Metrics};
 use crate::polls::{parse_poll_id, Polls};
 use crate::pow::Pow;
 use crate::upstream::{Reply, Upstreams};
@@ -62,10 +66,12 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     /// Flips to true at shutdown: live streams end.
     pub(crate) closing: watch::Receiver<bool>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 pub(crate) fn router(state: AppState, web: Option<Router>) -> Router {
     let limit = state.0.body_limit;
+    let metrics = state.0.metrics.clone();
     let live = Router::new()
         .route("/v1/polls/{id}/live", get(live_ws))
         .route("/v1/polls/{id}/events", get(live_sse));
@@ -79,6 +85,7 @@ pub(crate) fn router(state: AppState, web: Option<Router>) -> Router {
         .route("/v1/polls/{id}/credential", post(credential))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(state.clone(), deadline));
 
     let api = live
@@ -87,10 +94,38 @@ pub(crate) fn router(state: AppState, web: Option<Router>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), per_ip))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state);
-    match web {
+    let app = match web {
         Some(web) => api.fallback_service(web),
         None => api.fallback(crate::web::not_found),
-    }
+    };
+    app.layer(middleware::from_fn_with_state(metrics, count))
+}
+
+/// Counts every answer by route and status.
+async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("web", |p| p.as_str())
+        .to_string();
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let labels = HttpLabels {
+        route,
+        method,
+        status: response.status().as_u16(),
+    };
+    metrics.http_requests.get_or_create(&labels).inc();
+    response
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let text = state
+        .0
+        .metrics
+        .encode(state.0.hub.watchers(), state.0.upstreams.healthy_count());
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

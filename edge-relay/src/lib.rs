@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod limit;
 mod live;
+mod metrics;
 mod polls;
 mod pow;
 mod publish;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::metrics::Metrics;
 use crate::upstream::Upstreams;
 
 /// Most polls rendered at once; more are left out with a warning.
@@ -41,11 +42,22 @@ impl Pages {
 
 /// Renders the pages now and then every `interval`, logging failures (the
 /// pages already served stay as they are).
-pub(crate) async fn every(upstreams: Arc<Upstreams>, pages: Pages, interval: Duration) {
+pub(crate) async fn every(
+    upstreams: Arc<Upstreams>,
+    metrics: Arc<Metrics>,
+    pages: Pages,
+    interval: Duration,
+) {
     loop {
         match publish(&upstreams, &pages).await {
-            Ok(count) => tracing::debug!(polls = count, "pages rendered"),
-            Err(reason) => tracing::warn!(%reason, "pages not rendered"),
+            Ok(count) => {
+                metrics.rendered(Ok(count));
+                tracing::debug!(polls = count, "pages rendered");
+            }
+            Err(reason) => {
+                metrics.rendered(Err(()));
+                tracing::warn!(%reason, "pages not rendered");
+            }
         }
         tokio::time::sleep(interval).await;
     }

@@ -66,6 +66,7 @@ impl Relay {
             request_timeout: config.request_timeout(),
             heartbeat: config.heartbeat(),
             closing: closing_rx,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }));
         let mut router = api::router(state.clone(), web);
         if let Some(cors) = cors(&config.cors_origins) {
@@ -110,6 +111,7 @@ impl Relay {
         let publishing = match (&self.config.pages, &self.config.web_dir) {
             (Some(build), Some(site)) => Some(tokio::spawn(crate::publish::every(
                 shared.upstreams.clone(),
+                shared.metrics.clone(),
                 crate::publish::Pages::new(build, site),
                 std::time::Duration::from_secs(self.config.publish_interval_secs),
             ))),

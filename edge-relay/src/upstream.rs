@@ -91,6 +91,14 @@ impl Upstreams {
         healthy
     }
 
+    /// Nodes that answered the last health check.
+    pub(crate) fn healthy_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.healthy.load(Ordering::Relaxed))
+            .count()
+    }
+
     pub(crate) fn any_healthy(&self) -> bool {
         self.nodes.iter().any(|n| n.healthy.load(Ordering::Relaxed))
     }

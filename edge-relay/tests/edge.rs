@@ -323,3 +323,57 @@ async fn the_web_app_is_served_compressed_with_caching_headers_by_name() {
     assert_eq!(worker.headers()["cache-control"], "no-cache");
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn metrics_count_answers_by_route_and_status_and_read_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir.path().join("node"));
+    let args = [
+        "--ip-rate",
+        "1000",
+        "--ip-burst",
+        "1000",
+        "--poll-rate",
+        "1",
+        "--poll-burst",
+        "1",
+    ];
+    let relay = start_relay(&[&node], &args, &dir.path().join("relay.log"));
+    let poll = poll("metrics");
+    node.create_poll(&poll).await;
+    let (first, _) = relay.vote(&vote(&poll, 7, 0, 1)).await;
+    let (second, _) = relay.vote(&vote(&poll, 7, 1, 2)).await;
+    assert_eq!(
+        (first, second),
+        (200, 429),
+        "the second vote is over the poll's rate"
+    );
+    let missing = relay
+        .client
+        .get(relay.url("/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let response = relay
+        .client
+        .get(relay.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"votemesh_relay_http_requests_total{route="/v1/polls/{id}/votes",method="POST",status="200"} 1"#,
+        r#"votemesh_relay_http_requests_total{route="/v1/polls/{id}/votes",method="POST",status="429"} 1"#,
+        r#"votemesh_relay_http_requests_total{route="web",method="GET",status="404"} 1"#,
+        "votemesh_relay_nodes_healthy 1",
+        "votemesh_relay_live_subscribers 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+}
