@@ -5,6 +5,7 @@
 #   assets/bundle.js      the page app (Perseus, wasm-bindgen --target web)
 #   assets/bundle.wasm
 #   assets/sw/            the service worker: sw.js and its wasm (no-modules)
+#   *.br, *.gz            precompressed copies of the wasm and its scripts
 # `votemesh-node demo --serve` and the browser tests publish pages from it.
 #
 # Tools: wasm-bindgen-cli at exactly the version in the lock files (installed
@@ -80,7 +81,11 @@ RUSTFLAGS="--cfg=engine" CARGO_TARGET_DIR="$target/client-engine" \
     cargo build --locked --manifest-path client/app/Cargo.toml
 cp "$target/client-engine/debug/votemesh-client" "$out.new/bin/"
 
+echo "== precompressed copies (brotli 11, gzip 9) of the wasm and its scripts"
+"$out.new/bin/votemesh-client" compress "$out.new/assets/bundle.js" "$out.new/assets/bundle.wasm" \
+    "$out.new/assets/sw/votemesh_sw.js" "$out.new/assets/sw/votemesh_sw_bg.wasm"
+
 rm -rf "$out"
 mv "$out.new" "$out"
-gz() { gzip -9c "$1" | wc -c; }
-echo "built $out: bundle.wasm $(gz "$out/assets/bundle.wasm") B gzip, bundle.js $(gz "$out/assets/bundle.js") B gzip, worker wasm $(gz "$out/assets/sw/votemesh_sw_bg.wasm") B gzip"
+size() { wc -c <"$1" | tr -d ' '; }
+echo "built $out: bundle.wasm $(size "$out/assets/bundle.wasm.br") B brotli ($(size "$out/assets/bundle.wasm.gz") B gzip), bundle.js $(size "$out/assets/bundle.js.br") B brotli, worker wasm $(size "$out/assets/sw/votemesh_sw_bg.wasm.br") B brotli"

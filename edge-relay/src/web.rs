@@ -1,5 +1,6 @@
 //! The web app: files of `--web-dir`, compressed (brotli or gzip, as the
-//! browser accepts), with caching headers chosen by name:
+//! browser accepts; precompressed `.br` and `.gz` copies are used where they
+//! exist), with caching headers chosen by name:
 //!
 //! - hashed assets (`app.3f9a1c2e.wasm`, `app-3f9a1c2e.js`): a year, `immutable`,
 //!   since a new build gives them a new name;
@@ -33,7 +34,13 @@ const OTHER: &str = "public, max-age=3600";
 
 /// A router serving `dir` for every path it is given.
 pub(crate) fn router(dir: &Path) -> Router {
-    let files = ServeDir::new(dir).append_index_html_on_directories(true);
+    // `name.br` / `name.gz` beside a file, where the build made them, are
+    // sent instead of compressing on the fly (the layer below leaves
+    // responses that already have an encoding alone).
+    let files = ServeDir::new(dir)
+        .append_index_html_on_directories(true)
+        .precompressed_br()
+        .precompressed_gzip();
     Router::new()
         .fallback_service(files)
         .layer(middleware::from_fn(cache_headers))
@@ -108,6 +115,9 @@ async fn cache_headers(req: Request, next: Next) -> Response {
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    // The body depends on Accept-Encoding (precompressed copies included),
+    // so shared caches must key on it.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if worker {
         headers.insert("service-worker-allowed", HeaderValue::from_static("/"));
     }

@@ -295,6 +295,10 @@ async fn the_web_app_is_served_compressed_with_caching_headers_by_name() {
         "self.addEventListener('fetch', () => {});\n".repeat(5),
     )
     .unwrap();
+    // A build's precompressed copies are sent as they are.
+    std::fs::write(web.join("app.0123abcd.wasm"), [0u8; 4096]).unwrap();
+    std::fs::write(web.join("app.0123abcd.wasm.br"), b"precompressed brotli").unwrap();
+    std::fs::write(web.join("app.0123abcd.wasm.gz"), b"precompressed gzip").unwrap();
     let node = start_node(&dir.path().join("node"));
     let args = ["--web-dir", web.to_str().unwrap()];
     let relay = start_relay(&[&node], &args, &dir.path().join("relay.log"));
@@ -322,6 +326,17 @@ async fn the_web_app_is_served_compressed_with_caching_headers_by_name() {
     assert_eq!(worker.headers()["service-worker-allowed"], "/");
     assert_eq!(worker.headers()["cache-control"], "no-cache");
     assert_eq!(missing.status(), 404);
+
+    for (accepted, encoding, body) in [
+        ("gzip, deflate, br", "br", &b"precompressed brotli"[..]),
+        ("gzip", "gzip", &b"precompressed gzip"[..]),
+    ] {
+        let wasm = get("/app.0123abcd.wasm", accepted).await;
+        assert_eq!(wasm.headers()["content-encoding"], encoding);
+        assert_eq!(wasm.headers()["content-type"], "application/wasm");
+        assert_eq!(wasm.headers()["vary"], "accept-encoding");
+        assert_eq!(&wasm.bytes().await.unwrap()[..], body);
+    }
 }
 
 #[tokio::test]

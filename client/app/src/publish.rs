@@ -28,6 +28,13 @@ use crate::state::PollPage;
 enum Command {
     /// Render the site for the polls in a site file.
     Publish(PublishArgs),
+    /// Write FILE.br (brotli, quality 11) and FILE.gz (gzip, level 9) beside
+    /// each file, for the relay to serve instead of compressing on the fly.
+    Compress {
+        /// The files to compress.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,7 +103,18 @@ struct SitePoll {
 }
 
 pub(crate) fn main() -> i32 {
-    let Command::Publish(args) = Command::parse();
+    let args = match Command::parse() {
+        Command::Publish(args) => args,
+        Command::Compress { files } => {
+            return match files.iter().try_for_each(|file| compress(file)) {
+                Ok(()) => 0,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    1
+                }
+            }
+        }
+    };
     match publish(&args) {
         Ok(count) => {
             println!("published {count} poll(s) to {}", args.out.display());
@@ -163,6 +181,35 @@ fn publish(args: &PublishArgs) -> Result<usize, PublishError> {
     let _ = std::env::set_current_dir(&parent);
     let _ = fs::remove_dir_all(&work);
     Ok(count)
+}
+
+/// Writes `file.br` and `file.gz` at the strongest settings: done once per
+/// build, so the time is well spent on every download after.
+fn compress(file: &Path) -> Result<(), PublishError> {
+    use std::io::Write as _;
+    let bytes = fs::read(file).map_err(|source| read_err(file, source))?;
+    let with = |ext: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+
+    let mut br = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut bytes.as_slice(), &mut br, &params)
+        .map_err(|source| write_err(&with(".br"), source))?;
+    write(&with(".br"), &br)?;
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let gz = gz
+        .write_all(&bytes)
+        .and_then(|()| gz.finish())
+        .map_err(|source| write_err(&with(".gz"), source))?;
+    write(&with(".gz"), &gz)
 }
 
 /// Reads and checks the site file.
@@ -248,6 +295,17 @@ fn install_bundle(assets: &Path, site: &Path) -> Result<Bundle, PublishError> {
     };
     write(&site.join(&bundle.js[1..]), &js)?;
     write(&site.join(&bundle.wasm[1..]), &wasm)?;
+    // Precompressed copies (`client/build.sh` makes them), under the same names.
+    for (from, to) in [(&js_path, &bundle.js), (&wasm_path, &bundle.wasm)] {
+        for ext in [".br", ".gz"] {
+            let mut source = from.as_os_str().to_owned();
+            source.push(ext);
+            let source = PathBuf::from(source);
+            if source.is_file() {
+                copy(&source, &site.join(format!("{}{ext}", &to[1..])))?;
+            }
+        }
+    }
 
     // Perseus loads the app with `import init from "/.perseus/bundle.js"` and
     // `init("/.perseus/bundle.wasm")` in every page.
