@@ -3,7 +3,9 @@
 //! `tests/browser/fixtures/poll.json`, an open three-option poll, open until
 //! 2100, from a fixed organizer seed; and `hostile-poll.json`, the same with
 //! markup and script in its title and options, which the pages must show as
-//! text. After a deliberate change, regenerate them with `VOTEMESH_BLESS=1
+//! text; and `credential-poll.json`, which needs a credential from the
+//! registrar whose seed is 32 bytes of 0xbb (the tests' relay holds that
+//! key). After a deliberate change, regenerate them with `VOTEMESH_BLESS=1
 //! cargo test -p votemesh-crdt --test browser_fixture`.
 
 use std::path::PathBuf;
@@ -11,6 +13,10 @@ use std::path::PathBuf;
 use crdt::{Eligibility, Poll, PollDraft, SecretKey};
 
 fn fixture_poll(title: &str, options: [&str; 3]) -> Poll {
+    fixture_poll_with(title, options, Eligibility::Open)
+}
+
+fn fixture_poll_with(title: &str, options: [&str; 3], eligibility: Eligibility) -> Poll {
     let organizer = SecretKey::from_seed(&[0xaa; 32]);
     PollDraft {
         organizer: organizer.public(),
@@ -19,7 +25,7 @@ fn fixture_poll(title: &str, options: [&str; 3]) -> Poll {
         closes_at: 4_102_444_800_000, // 2100-01-01T00:00:00Z
         title: title.into(),
         options: options.iter().map(|o| o.to_string()).collect(),
-        eligibility: Eligibility::Open,
+        eligibility,
     }
     .sign(&organizer)
     .expect("the fixture poll is within the limits")
@@ -62,4 +68,15 @@ fn the_hostile_browser_test_poll_is_a_valid_signed_poll() {
         ],
     );
     check_fixture("hostile-poll.json", poll);
+}
+
+#[test]
+fn the_credential_browser_test_poll_is_a_valid_signed_poll() {
+    let registrar = SecretKey::from_seed(&[0xbb; 32]).public();
+    let poll = fixture_poll_with(
+        "Members' lunch",
+        ["Soup", "Salad", "Pie"],
+        Eligibility::Credential { registrar },
+    );
+    check_fixture("credential-poll.json", poll);
 }

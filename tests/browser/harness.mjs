@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,9 +100,17 @@ export async function startNode(dir) {
     join(dir, 'node.log'));
 }
 
-/** A relay on `port` in front of `node`, rendering pages into `dir/site`. */
+/**
+ * A relay on `port` in front of `node`, rendering pages into `dir/site`. It
+ * holds the registrar key of fixtures/credential-poll.json (seed 0xbb x 32)
+ * and asks a light proof of work (12 bits) before it issues a credential.
+ */
 export async function startRelay(dir, node, port) {
+  const registrarKey = join(dir, 'registrar.key');
+  await writeFile(registrarKey, 'bb'.repeat(32));
   return startProc(join(binDir(), 'votemesh-relay'), [
+    '--registrar-key', registrarKey,
+    '--pow-bits', '12',
     '--listen', `127.0.0.1:${port}`,
     '--node', node.url(),
     '--web-dir', join(dir, 'site'),
@@ -159,7 +167,9 @@ export async function cluster() {
   const poll = await fixturePoll();
   // Markup and script in its title and options: shown as text, never run.
   const hostile = await fixturePoll('hostile-poll.json');
-  for (const p of [poll, hostile]) {
+  // Needs a credential from the relay's registrar.
+  const members = await fixturePoll('credential-poll.json');
+  for (const p of [poll, hostile, members]) {
     const created = await postJson(node.url('/v1/polls'), p);
     if (created.status !== 201 && created.status !== 200) {
       throw new Error(`creating a poll: ${created.status} ${JSON.stringify(created.body)}`);
@@ -171,7 +181,7 @@ export async function cluster() {
     (await fetch(relay.url(`/poll/${poll.id}`))).status === 200
     && (await fetch(relay.url(`/poll/${hostile.id}`))).status === 200);
   const c = {
-    dir, node, poll, hostile, port,
+    dir, node, poll, hostile, members, port,
     get relay() { return relay; },
     pollUrl: () => relay.url(`/poll/${poll.id}`),
     resultsUrl: () => relay.url(`/results/${poll.id}`),

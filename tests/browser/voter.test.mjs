@@ -99,6 +99,22 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     browser = undefined;
   });
 
+  test('a poll that needs a credential: the page earns one through the proof of work, then votes', async () => {
+    browser = await launchFreshChromium();
+    const page = await openPoll(browser.context, c.relay.url(`/poll/${c.members.id}`));
+    const tally = async () => (await getJson(c.node.url(`/v1/polls/${c.members.id}/tally`))).body;
+    const before = await tally();
+
+    await voteFor(page, 0);
+    await waitForState(page, 'confirmed');
+
+    const after = await tally();
+    assert.equal(after.counts[0], before.counts[0] + 1);
+    assert.equal(after.entries, before.entries + 1);
+    await browser.close();
+    browser = undefined;
+  });
+
   test('offline: the vote waits in the browser, the page reopens from the worker, and it is confirmed when the network is back', async () => {
     browser = await launchFreshChromium();
     const { context } = browser;
