@@ -1,6 +1,6 @@
 // The page-weight benchmark on the real poll page: starts a node with the
 // browser tests' poll and a relay rendering its page (tests/browser/harness.mjs),
-// then runs run.mjs on that page beside SvelteKit. Arguments go to run.mjs.
+// then runs run.mjs on that page beside SvelteKit and Next.js. Arguments go to run.mjs.
 // Run through page-weight.sh, which builds what this needs.
 
 import { spawn } from 'node:child_process';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The poll page's weight and speed beside a minimal SvelteKit page (see
+# The poll page's weight and speed beside minimal SvelteKit and Next.js pages (see
 # README.md here): builds the release node and relay and the browser app,
 # serves the real poll page from a relay on 127.0.0.1, and prints one table.
 # Arguments go to run.mjs (e.g. --runs 3, --profile rtt400-3g).

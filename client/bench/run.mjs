@@ -1,17 +1,18 @@
-// The poll page beside a minimal SvelteKit page doing the same: first-visit
-// bytes and time to a working vote control, in headless Chromium (slow 3G,
-// CPU 4x). Prints one table.
+// The poll page beside minimal SvelteKit and Next.js pages doing the same:
+// first-visit bytes and time to a working vote control, in headless Chromium
+// (slow 3G, CPU 4x). Prints one table.
 //
 //   node client/bench/run.mjs [PERSEUS_URL | --perseus-dir DIR] [--runs N]
 //       [--profile devtools-3g|rtt400-3g] [--cpu-rate R] [--sveltekit-dir DIR]
-//       [--perseus-label TEXT] [--json FILE]
+//       [--nextjs-dir DIR] [--perseus-label TEXT] [--json FILE]
 //
-// Without a Perseus page it measures SvelteKit alone and says so. It installs
-// tests/browser (playwright-core) if needed, builds the SvelteKit page with
-// build-sveltekit.sh (outside the clone) unless --sveltekit-dir names a built
-// one, serves it (and --perseus-dir) with serve.mjs on 127.0.0.1, and measures
+// Without a Perseus page it measures SvelteKit and Next.js alone and says so.
+// It installs tests/browser (playwright-core) if needed, builds the SvelteKit
+// page with build-sveltekit.sh and the Next.js page with build-nextjs.sh (both
+// outside the clone) unless --sveltekit-dir / --nextjs-dir name built ones,
+// serves them (and --perseus-dir) with serve.mjs on 127.0.0.1, and measures
 // the pages in turn, run by run, so that a slow spell of the machine falls on
-// both. README.md beside this file defines every figure.
+// all of them. README.md beside this file defines every figure.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,18 +39,21 @@ function ensureBrowserPackage() {
   });
 }
 
-function buildSvelteKit() {
-  const out = execFileSync('bash', [join(here, 'build-sveltekit.sh')], {
+// Runs one of the build scripts here; it prints the built directory last on stdout.
+function build(script) {
+  const out = execFileSync('bash', [join(here, script)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',
   });
   return out.trim().split('\n').pop();
 }
 
-function svelteKitVersion(buildDir) {
+// The version of `pkg` installed beside a built directory (both build scripts
+// build into app/<dir> next to app/node_modules); null for a directory given
+// on the command line that has none.
+function versionBeside(buildDir, pkg) {
   try {
-    const pkg = join(buildDir, '../node_modules/@sveltejs/kit/package.json');
-    return JSON.parse(readFileSync(pkg, 'utf8')).version;
+    return JSON.parse(readFileSync(join(buildDir, '../node_modules', pkg, 'package.json'), 'utf8')).version;
   } catch {
     return null;
   }
@@ -60,7 +64,7 @@ async function main() {
   const bench = await import('./measure.mjs');
   let args;
   try {
-    args = bench.parseArgs(process.argv.slice(2), { extra: ['--perseus-dir', '--perseus-label', '--sveltekit-dir', '--json'] });
+    args = bench.parseArgs(process.argv.slice(2), { extra: ['--perseus-dir', '--perseus-label', '--sveltekit-dir', '--nextjs-dir', '--json'] });
   } catch (err) {
     console.error(`run: ${err.message}`);
     process.exit(2);
@@ -68,14 +72,19 @@ async function main() {
   const profile = bench.PROFILES[args.profile];
   const options = { profile, cpuRate: args.cpuRate, timeoutMs: args.timeoutMs };
 
-  const svelteDir = args.sveltekitDir ?? buildSvelteKit();
-  const kitVersion = svelteKitVersion(svelteDir);
+  const svelteDir = args.sveltekitDir ?? build('build-sveltekit.sh');
+  const kitVersion = versionBeside(svelteDir, '@sveltejs/kit');
+  const nextDir = args.nextjsDir ?? build('build-nextjs.sh');
+  const nextVersion = versionBeside(nextDir, 'next');
   const servers = [];
   const pages = [];
   try {
     const svelte = await serveStatic(svelteDir);
     servers.push(svelte);
     pages.push({ key: 'sveltekit', label: `SvelteKit${kitVersion ? ` ${kitVersion}` : ''} (static)`, url: svelte.url, results: [] });
+    const next = await serveStatic(nextDir);
+    servers.push(next);
+    pages.push({ key: 'nextjs', label: `Next.js${nextVersion ? ` ${nextVersion}` : ''} (static export)`, url: next.url, results: [] });
 
     let perseusUrl = args.positional[0];
     if (args.perseusDir) {
@@ -108,7 +117,7 @@ async function main() {
 }
 
 function table(bench, summaries, { profile, cpuRate, runs, browserVersion }) {
-  const { sveltekit, perseus } = summaries;
+  const { sveltekit, nextjs, perseus } = summaries;
   const fmtBytes = (b) => `${b.toLocaleString('en-US')} B (${bench.kb(b)})`;
   const row = (s) => [
     s.label,
@@ -121,16 +130,20 @@ function table(bench, summaries, { profile, cpuRate, runs, browserVersion }) {
   const rows = [
     ['page', 'on the wire (gzip, headers incl.)', 'bodies only', 'vote usable: median [min-max]', 'click-to-response: median [min-max]'],
     row(sveltekit),
+    row(nextjs),
+  ];
+  // Perseus against each baseline: below 1.00x is smaller or sooner.
+  const ratioRow = (s, base, name) => [
+    `ratio Perseus/${name}`,
+    ratio(s.bytes.median, base.bytes.median),
+    ratio(s.bodyBytes.median, base.bodyBytes.median),
+    ratio(s.usableMs.median, base.usableMs.median),
+    ratio(s.clickToResponseMs.median, base.clickToResponseMs.median),
   ];
   if (perseus) {
     rows.push(row(perseus));
-    rows.push([
-      `ratio ${perseus.label}/SvelteKit`,
-      ratio(perseus.bytes.median, sveltekit.bytes.median),
-      ratio(perseus.bodyBytes.median, sveltekit.bodyBytes.median),
-      ratio(perseus.usableMs.median, sveltekit.usableMs.median),
-      ratio(perseus.clickToResponseMs.median, sveltekit.clickToResponseMs.median),
-    ]);
+    rows.push(ratioRow(perseus, sveltekit, 'SvelteKit'));
+    rows.push(ratioRow(perseus, nextjs, 'Next.js'));
   }
   for (const r of REFERENCE) rows.push([r.page, r.bytes, '', r.usable, '']);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -145,8 +158,8 @@ function table(bench, summaries, { profile, cpuRate, runs, browserVersion }) {
     ...rows.slice(1).map(line),
     '',
     perseus
-      ? `${perseus.label}: ${perseus.url}`
-      : 'Perseus page: not given, so SvelteKit alone was measured (pass its URL, or --perseus-dir DIR for a static export).',
+      ? `${perseus.label}: ${perseus.url}. Ratios: its medians over the baseline's; below 1.00x is smaller or sooner.`
+      : 'Perseus page: not given, so SvelteKit and Next.js alone were measured (pass its URL, or --perseus-dir DIR for a static export).',
     ...Object.values(summaries)
       .filter((s) => s.serviceWorkerBytes?.median)
       .map((s) => `${s.label}: its service worker fetched ${s.serviceWorkerBytes.median.toLocaleString('en-US')} B more (median), unthrottled and not in the table.`),

@@ -54,8 +54,9 @@ export async function serveStatic(root, { port = 0, gzipLevel = 6 } = {}) {
     let body = await readFile(file);
     const headers = {
       'content-type': type,
-      // Hashed assets may be cached for good; the page itself is revalidated.
-      'cache-control': /\/immutable\//.test(req.url ?? '')
+      // Hashed assets (SvelteKit's _app/immutable/, Next.js's _next/static/)
+      // may be cached for good; the page itself is revalidated.
+      'cache-control': /\/(immutable|_next\/static)\//.test(req.url ?? '')
         ? 'public, max-age=31536000, immutable'
         : 'no-cache',
     };
