@@ -47,6 +47,20 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
 fi
 
+# A fingerprint of everything the build reads: when the last build was made
+# from the same sources, profile and tools, it is current and nothing is redone
+# (`demo --serve` runs this script every time).
+inputs=$( {
+    echo "$profile $wasm_bindgen_version $binaryen_version $(rustc --version)"
+    find client/app client/outbox sw crdt -type f \
+        -not -path '*/node_modules/*' -not -path '*/target/*' -print0 | sort -z | xargs -0 sha256sum
+    sha256sum Cargo.toml Cargo.lock client/build.sh
+} | sha256sum | cut -d' ' -f1)
+if [[ -f "$out/.inputs" && "$(cat "$out/.inputs")" == "$inputs" && -x "$out/bin/votemesh-client" ]]; then
+    echo "$out is up to date (same sources as its last build)"
+    exit 0
+fi
+
 release_flag=()
 [[ "$profile" == release ]] && release_flag=(--release)
 rm -rf "$out.new"
@@ -85,6 +99,7 @@ echo "== precompressed copies (brotli 11, gzip 9) of the wasm and its scripts"
 "$out.new/bin/votemesh-client" compress "$out.new/assets/bundle.js" "$out.new/assets/bundle.wasm" \
     "$out.new/assets/sw/votemesh_sw.js" "$out.new/assets/sw/votemesh_sw_bg.wasm"
 
+echo "$inputs" >"$out.new/.inputs"
 rm -rf "$out"
 mv "$out.new" "$out"
 size() { wc -c <"$1" | tr -d ' '; }

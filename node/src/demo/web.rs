@@ -13,8 +13,11 @@ use super::live::EdgeRelay;
 const FIRST_RENDER: Duration = Duration::from_secs(120);
 
 /// The browser build: `dir` if given, else `<target dir>/web` beside this
-/// binary (target/release/votemesh-node → target/web), built with
-/// `client/build.sh` when missing and this binary runs from a checkout.
+/// binary (target/release/votemesh-node → target/web). When this binary runs
+/// from a checkout, `client/build.sh` brings that build up to date first (it
+/// does nothing when the sources have not changed since the last build), so a
+/// stale app is never served after an edit; an installed binary uses what is
+/// there.
 pub(super) fn build_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = dir {
         if !renderer(dir).is_file() {
@@ -32,20 +35,22 @@ pub(super) fn build_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
         .context("this binary is not inside a cargo target directory; pass --web-build")?
         .to_path_buf();
     let dir = target.join("web");
-    if renderer(&dir).is_file() {
-        return Ok(dir);
-    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/build.sh");
     if !script.is_file() {
+        if renderer(&dir).is_file() {
+            return Ok(dir);
+        }
         bail!(
             "no browser build at {} and no source checkout to build one; pass --web-build",
             dir.display()
         );
     }
-    eprintln!(
-        "building the browser app into {} with client/build.sh (the first time takes several minutes)",
-        dir.display()
-    );
+    if !renderer(&dir).is_file() {
+        eprintln!(
+            "building the browser app into {} with client/build.sh (the first time takes several minutes)",
+            dir.display()
+        );
+    }
     let status = Command::new("bash")
         .arg(&script)
         .env("CARGO_TARGET_DIR", &target)
