@@ -70,8 +70,8 @@ pub(crate) struct Args {
 
     /// After the replay, keep the nodes and relays running and serve the
     /// voters' pages (poll and live results) from every relay, until Ctrl-C.
-    /// Needs the browser build (client/build.sh); built on first use when
-    /// run from a source checkout.
+    /// Needs the browser build: run from a source checkout, client/build.sh
+    /// makes it or brings it up to date first.
     #[arg(long)]
     serve: bool,
 
