@@ -1,8 +1,12 @@
 // A hostile HTTP proxy on 127.0.0.1 in front of the edge relay, for the
 // browser tests: it serves the relay's real pages, scripts and live counts,
-// but answers votes itself with a receipt from a node of its own, validly
-// signed by a key that is not one of the relay's nodes, so the vote never
-// reaches them. `passThrough()` turns it into an honest proxy.
+// but answers votes itself, as `mode` says:
+//
+// - `forge`: with a receipt from a node of its own, validly signed by a key
+//   that is not one of the relay's nodes, so the vote never reaches them;
+// - `html403`: with a 403 HTML page, as a filtering gateway would;
+// - `refuse`: with a node's JSON refusal `outside_window` (422);
+// - `pass`: not at all: votes go to the relay (`passThrough()`).
 //
 // WebSocket upgrades are not proxied (the page falls back to Server-Sent
 // Events, which are).
@@ -17,12 +21,13 @@ const VOTE_PATH = /^\/v1\/polls\/[0-9a-f]{64}\/votes$/;
  */
 export async function hostileProxy(relayUrl, rogueUrl) {
   const proxy = {
-    forging: true,
+    mode: 'forge',
     forged: 0,
+    answered: 0,
     passed: 0,
     server: null,
     url: (path = '') => `http://127.0.0.1:${proxy.server.address().port}${path}`,
-    passThrough() { proxy.forging = false; },
+    passThrough() { proxy.mode = 'pass'; },
     close: () => new Promise((resolve) => {
       proxy.server.closeAllConnections();
       proxy.server.close(resolve);
@@ -31,7 +36,22 @@ export async function hostileProxy(relayUrl, rogueUrl) {
 
   proxy.server = createServer((req, res) => {
     const vote = req.method === 'POST' && VOTE_PATH.test(req.url.split('?')[0]);
-    const forge = vote && proxy.forging;
+    if (vote && proxy.mode === 'html403') {
+      proxy.answered += 1;
+      res.writeHead(403, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>Forbidden</title><h1>Access denied by policy</h1>');
+      return;
+    }
+    if (vote && proxy.mode === 'refuse') {
+      proxy.answered += 1;
+      res.writeHead(422, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: {
+        code: 'outside_window',
+        message: 'cast_at 1700000000001 is outside the poll window [1000, 1700000000000)',
+      } }));
+      return;
+    }
+    const forge = vote && proxy.mode === 'forge';
     if (forge) proxy.forged += 1;
     if (vote && !forge) proxy.passed += 1;
     const target = new URL(req.url, forge ? rogueUrl : relayUrl());

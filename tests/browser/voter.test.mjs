@@ -376,6 +376,35 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     }
   });
 
+  test("a proxy's 403 page leaves the vote pending; a refusal is told in words and the refused option is not shown as chosen", async () => {
+    const proxy = await hostileProxy(() => c.relay.url(), 'http://127.0.0.1:9');
+    try {
+      proxy.mode = 'html403';
+      browser = await launchFreshChromium();
+      const page = await openPoll(browser.context, proxy.url(`/poll/${c.poll.id}`));
+
+      await voteFor(page, 1);
+      await eventually('the proxy refused two attempts', async () => proxy.answered >= 2, 20_000);
+
+      assert.equal(await state(page), 'pending', 'a 403 page is not a refusal of the vote');
+      assert.equal(await page.locator('li.chosen button[data-vote="1"]').count(), 1);
+
+      proxy.mode = 'refuse';
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await waitForState(page, 'rejected', 15_000);
+
+      const text = await page.locator('[data-vote-state="rejected"]').textContent();
+      assert.match(text, /outside the voting period, from 1 January 1970, 00:00 UTC to 1 January 2100, 00:00 UTC/);
+      assert.ok(!/\d{10,}/.test(text), `no raw milliseconds: ${text}`);
+      assert.equal(await page.locator('li.chosen').count(), 0, 'the refused option is not the choice');
+      assert.ok(await page.getByRole('button', { name: 'Save my receipts' }).isDisabled());
+    } finally {
+      await browser?.close();
+      browser = undefined;
+      await proxy.close();
+    }
+  });
+
   test('a closed poll: the buttons are off and the page says when it closed, in words', async () => {
     browser = await launchFreshChromium();
     const page = await browser.context.newPage();

@@ -9,7 +9,8 @@ use crate::state::{Index, PollPage};
 
 /// The whole style sheet, inlined into every page: one request fewer on a
 /// slow connection. Counts use tabular figures in fixed-width cells and the
-/// status line keeps its height, so nothing moves when numbers arrive.
+/// status line keeps room for three lines (a refusal and its reason), so
+/// nothing moves when numbers or answers arrive.
 pub(crate) const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff}
@@ -27,7 +28,7 @@ button{font:inherit;min-height:2.75rem;min-width:5.5rem;padding:.25rem .75rem;bo
 button.secondary{background:#fff;color:#0b4f9c}
 button:disabled{border-color:#8a8a8a;background:#8a8a8a;color:#fff;cursor:not-allowed}
 button:focus-visible,a:focus-visible{outline:3px solid #e08a00;outline-offset:2px}
-.status{min-height:3rem;margin:1rem 0}
+.status{min-height:4.5rem;margin:1rem 0}
 .status p{margin:0}
 [data-vote-state=pending]{color:#7a4a00}
 [data-vote-state=confirmed]{color:#0d6b2f}

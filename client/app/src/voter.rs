@@ -382,8 +382,8 @@ fn detail(record: &Record, page: &PollPage) -> String {
             .map(|r| crate::pages::refusal_text(&r.code, page.opens_at, page.closes_at))
             .unwrap_or_default(),
         State::Pending if record.untrusted_receipts > 0 => {
-            "An answer claimed to confirm it with a receipt from a key that is not one of this \
-             poll's nodes, so it is not confirmed. It will be sent again automatically."
+            "A reply signed by a key that is not one of this poll's nodes did not confirm it; \
+             it will be sent again."
                 .to_string()
         }
         State::Pending if record.attempts > 0 => {
