@@ -5,7 +5,8 @@
 //! | POST | `/v1/polls/{id}/votes` | forwarded; the node's `{receipt, status}` as it came, once the receipt is checked against the answering node's key (else 502 `untrusted_receipt`) |
 //! | POST | `/v1/polls/{id}/votes/batch` | forwarded; the node's results as they came, every receipt checked the same way |
 //! | GET | `/v1/nodes` | `{"nodes":[{"key","pinned"}]}`: the keys of the nodes behind the relay, the only ones whose receipts it passes on |
-//! | GET | `/v1/polls/{id}`, `/v1/polls/{id}/tally`, `/v1/polls/{id}/entries/{hash}` | forwarded |
+//! | GET | `/v1/polls/{id}`, `/v1/polls/{id}/tally` | forwarded |
+//! | GET | `/v1/polls/{id}/entries/{hash}` | forwarded; the receipt checked like a vote's |
 //! | GET | `/v1/polls/{id}/live` | WebSocket: live counts |
 //! | GET | `/v1/polls/{id}/events` | Server-Sent Events: live counts, resumable with `Last-Event-ID` |
 //! | POST | `/v1/polls/{id}/challenge` | a proof-of-work challenge |
@@ -30,7 +31,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crdt::{Credential, Eligibility, Poll, PollId, PublicKey, SecretKey, Vote};
+use crdt::{Credential, Eligibility, EntryHash, Poll, PollId, PublicKey, SecretKey, Vote};
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -79,7 +80,7 @@ pub(crate) fn router(state: AppState, web: Option<Router>) -> Router {
     let calls = Router::new()
         .route("/v1/polls/{id}", get(forward_get))
         .route("/v1/polls/{id}/tally", get(forward_get))
-        .route("/v1/polls/{id}/entries/{hash}", get(forward_get))
+        .route("/v1/polls/{id}/entries/{hash}", get(forward_entry))
         .route("/v1/polls/{id}/votes", post(submit_vote))
         .route("/v1/polls/{id}/votes/batch", post(submit_batch))
         .route("/v1/polls/{id}/challenge", post(challenge))
@@ -247,6 +248,26 @@ async fn forward_get(
     parse_poll_id(id)?;
     let path = req.uri().path().to_string();
     let reply = state.0.upstreams.forward(Method::GET, &path, None).await?;
+    Ok(pass_on(reply))
+}
+
+/// "Does a node hold my entry?": the node's receipt, checked like a vote's.
+async fn forward_entry(
+    State(state): State<AppState>,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let poll = parse_poll_id(&id)?;
+    let entry: EntryHash = hash.parse().map_err(|_| {
+        ApiError::invalid_path(format!("entry hash {hash:?} is not 32 bytes of hex"))
+    })?;
+    let path = format!("/v1/polls/{poll}/entries/{entry}");
+    let reply = state.0.upstreams.forward(Method::GET, &path, None).await?;
+    if reply.status.is_success() {
+        vouch(&state, &reply, |key| {
+            crate::vouch::check_entry_reply(key, poll, entry, &reply.body)
+        })
+        .await?;
+    }
     Ok(pass_on(reply))
 }
 

@@ -7,7 +7,7 @@
 //! against the keys their page names: this check keeps a broken or
 //! impersonated node from ever reaching them, and tells the operator.
 
-use crdt::{PublicKey, Receipt, Vote};
+use crdt::{EntryHash, PollId, PublicKey, Receipt, Vote};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -23,14 +23,28 @@ struct BatchReply {
 /// Checks a node's 2xx answer to one vote: a receipt for `vote`, signed by
 /// `node`, the key of the node that answered. Says what is wrong otherwise.
 pub(crate) fn check_vote_reply(node: &PublicKey, vote: &Vote, body: &[u8]) -> Result<(), String> {
+    check_entry_reply(node, vote.body().poll, vote.hash(), body)
+}
+
+/// Checks a node's 2xx answer naming one entry (a vote's receipt, or
+/// `GET /v1/polls/{id}/entries/{hash}`): a receipt for `entry` of `poll`,
+/// signed by `node`, the key of the node that answered.
+pub(crate) fn check_entry_reply(
+    node: &PublicKey,
+    poll: PollId,
+    entry: EntryHash,
+    body: &[u8],
+) -> Result<(), String> {
     let stored: Stored =
         serde_json::from_slice(body).map_err(|e| format!("the answer carries no receipt: {e}"))?;
     let receipt = stored.receipt;
-    if receipt.poll != vote.body().poll || receipt.entry != vote.hash() {
+    if receipt.poll != poll || receipt.entry != entry {
         return Err(format!(
-            "the receipt is for entry {} of poll {}, not the vote sent",
+            "the receipt is for entry {} of poll {}, not {} of {}",
             receipt.entry.short(),
-            receipt.poll.short()
+            receipt.poll.short(),
+            entry.short(),
+            poll.short()
         ));
     }
     check_receipt(node, &receipt)
@@ -68,7 +82,7 @@ fn check_receipt(node: &PublicKey, receipt: &Receipt) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crdt::{PollId, SecretKey, VoteBody, VoteId};
+    use crdt::{SecretKey, VoteBody, VoteId};
     use serde_json::json;
 
     fn vote() -> Vote {

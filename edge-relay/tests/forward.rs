@@ -47,6 +47,11 @@ async fn the_relay_learns_its_nodes_key_and_names_it() {
         listed["nodes"],
         serde_json::json!([{ "key": key, "pinned": false }])
     );
+    let entry = answer["receipt"]["entry"].as_str().unwrap();
+    let (held, again) = relay
+        .get(&format!("/v1/polls/{}/entries/{entry}", poll.id))
+        .await;
+    assert_eq!((held, &again["receipt"]), (200, &answer["receipt"]));
 }
 
 #[tokio::test]
@@ -62,7 +67,12 @@ async fn a_receipt_not_signed_by_the_pinned_key_is_not_passed_on() {
     let poll = poll("pinned key");
     node.create_poll(&poll).await;
 
-    let (status, answer) = relay.vote(&vote(&poll, 1, 0, 1)).await;
+    let ballot = vote(&poll, 1, 0, 1);
+
+    let (status, answer) = relay.vote(&ballot).await;
+    let (held, asked) = relay
+        .get(&format!("/v1/polls/{}/entries/{}", poll.id, ballot.hash()))
+        .await;
     let (_, listed) = relay.get("/v1/nodes").await;
     let metrics = relay
         .client
@@ -80,12 +90,14 @@ async fn a_receipt_not_signed_by_the_pinned_key_is_not_passed_on() {
         answer.get("receipt").is_none(),
         "no receipt reaches the voter"
     );
+    assert_eq!(held, 502, "{asked}");
+    assert_eq!(asked["error"]["code"], "untrusted_receipt");
     assert_eq!(
         listed["nodes"],
         serde_json::json!([{ "key": expected, "pinned": true }])
     );
     assert!(
-        metrics.contains("votemesh_relay_receipts_refused_total 1"),
+        metrics.contains("votemesh_relay_receipts_refused_total 2"),
         "{metrics}"
     );
 }
