@@ -423,7 +423,7 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     browser = undefined;
   });
 
-  test('without IndexedDB the results page says the voter\'s own votes are unavailable, and live counts still work', async () => {
+  test('without IndexedDB the pages say the voter\'s own votes are unavailable, and live counts still work', async () => {
     browser = await launchFreshChromium();
     const { context } = browser;
     const results = await context.newPage();
@@ -447,6 +447,19 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
       shownBefore + 1,
       { timeout: 5_000, polling: 50 },
     );
+
+    // The poll page says so too, and does not offer a vote it could not keep.
+    const blocked = await context.newPage();
+    await blocked.addInitScript(() => {
+      Object.defineProperty(window, 'indexedDB', {
+        configurable: true,
+        get() { throw new DOMException('The user denied permission to access the database.', 'SecurityError'); },
+      });
+    });
+    await blocked.goto(c.pollUrl());
+    await blocked.locator('[role="alert"]', { hasText: 'voting is off' }).waitFor({ timeout: 20_000 });
+    await blocked.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+    assert.equal(await blocked.locator('button[data-vote]:not([disabled])').count(), 0);
     await browser.close();
     browser = undefined;
   });
