@@ -5,7 +5,8 @@
 //! markup and script in its title and options, which the pages must show as
 //! text; and `credential-poll.json`, which needs a credential from the
 //! registrar whose seed is 32 bytes of 0xbb (the tests' relay holds that
-//! key). After a deliberate change, regenerate them with `VOTEMESH_BLESS=1
+//! key); and `closed-poll.json`, which closed in November 2023, for the
+//! page of a poll that takes no more votes. After a deliberate change, regenerate them with `VOTEMESH_BLESS=1
 //! cargo test -p votemesh-crdt --test browser_fixture`.
 
 use std::path::PathBuf;
@@ -17,12 +18,21 @@ fn fixture_poll(title: &str, options: [&str; 3]) -> Poll {
 }
 
 fn fixture_poll_with(title: &str, options: [&str; 3], eligibility: Eligibility) -> Poll {
+    fixture_poll_closing(title, options, eligibility, 4_102_444_800_000) // 2100-01-01T00:00:00Z
+}
+
+fn fixture_poll_closing(
+    title: &str,
+    options: [&str; 3],
+    eligibility: Eligibility,
+    closes_at: u64,
+) -> Poll {
     let organizer = SecretKey::from_seed(&[0xaa; 32]);
     PollDraft {
         organizer: organizer.public(),
         created_at: 1_000,
         opens_at: 1_000,
-        closes_at: 4_102_444_800_000, // 2100-01-01T00:00:00Z
+        closes_at,
         title: title.into(),
         options: options.iter().map(|o| o.to_string()).collect(),
         eligibility,
@@ -79,4 +89,15 @@ fn the_credential_browser_test_poll_is_a_valid_signed_poll() {
         Eligibility::Credential { registrar },
     );
     check_fixture("credential-poll.json", poll);
+}
+
+#[test]
+fn the_closed_browser_test_poll_is_a_valid_signed_poll() {
+    let poll = fixture_poll_closing(
+        "Lunch in 2023",
+        ["Soup", "Salad", "Pie"],
+        Eligibility::Open,
+        1_700_000_000_000, // 2023-11-14T22:13:20Z
+    );
+    check_fixture("closed-poll.json", poll);
 }

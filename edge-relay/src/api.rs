@@ -2,9 +2,11 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | POST | `/v1/polls/{id}/votes` | forwarded; the node's `{receipt, status}` as it came |
-//! | POST | `/v1/polls/{id}/votes/batch` | forwarded; the node's results as they came |
-//! | GET | `/v1/polls/{id}`, `/v1/polls/{id}/tally`, `/v1/polls/{id}/entries/{hash}` | forwarded |
+//! | POST | `/v1/polls/{id}/votes` | forwarded; the node's `{receipt, status}` as it came, once the receipt is checked against the answering node's key (else 502 `untrusted_receipt`) |
+//! | POST | `/v1/polls/{id}/votes/batch` | forwarded; the node's results as they came, every receipt checked the same way |
+//! | GET | `/v1/nodes` | `{"nodes":[{"key","pinned"}]}`: the keys of the nodes behind the relay, the only ones whose receipts it passes on |
+//! | GET | `/v1/polls/{id}`, `/v1/polls/{id}/tally` | forwarded |
+//! | GET | `/v1/polls/{id}/entries/{hash}` | forwarded; the receipt checked like a vote's |
 //! | GET | `/v1/polls/{id}/live` | WebSocket: live counts |
 //! | GET | `/v1/polls/{id}/events` | Server-Sent Events: live counts, resumable with `Last-Event-ID` |
 //! | POST | `/v1/polls/{id}/challenge` | a proof-of-work challenge |
@@ -29,7 +31,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crdt::{Credential, Eligibility, Poll, PollId, PublicKey, SecretKey, Vote};
+use crdt::{Credential, Eligibility, EntryHash, Poll, PollId, PublicKey, SecretKey, Vote};
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -78,11 +80,12 @@ pub(crate) fn router(state: AppState, web: Option<Router>) -> Router {
     let calls = Router::new()
         .route("/v1/polls/{id}", get(forward_get))
         .route("/v1/polls/{id}/tally", get(forward_get))
-        .route("/v1/polls/{id}/entries/{hash}", get(forward_get))
+        .route("/v1/polls/{id}/entries/{hash}", get(forward_entry))
         .route("/v1/polls/{id}/votes", post(submit_vote))
         .route("/v1/polls/{id}/votes/batch", post(submit_batch))
         .route("/v1/polls/{id}/challenge", post(challenge))
         .route("/v1/polls/{id}/credential", post(credential))
+        .route("/v1/nodes", get(nodes))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
@@ -248,6 +251,26 @@ async fn forward_get(
     Ok(pass_on(reply))
 }
 
+/// "Does a node hold my entry?": the node's receipt, checked like a vote's.
+async fn forward_entry(
+    State(state): State<AppState>,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let poll = parse_poll_id(&id)?;
+    let entry: EntryHash = hash.parse().map_err(|_| {
+        ApiError::invalid_path(format!("entry hash {hash:?} is not 32 bytes of hex"))
+    })?;
+    let path = format!("/v1/polls/{poll}/entries/{entry}");
+    let reply = state.0.upstreams.forward(Method::GET, &path, None).await?;
+    if reply.status.is_success() {
+        vouch(&state, &reply, |key| {
+            crate::vouch::check_entry_reply(key, poll, entry, &reply.body)
+        })
+        .await?;
+    }
+    Ok(pass_on(reply))
+}
+
 async fn submit_vote(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -271,7 +294,50 @@ async fn submit_vote(
         .upstreams
         .forward(Method::POST, &path, Some(body))
         .await?;
+    if reply.status.is_success() {
+        vouch(&state, &reply, |key| {
+            crate::vouch::check_vote_reply(key, &vote, &reply.body)
+        })
+        .await?;
+    }
     Ok(pass_on(reply))
+}
+
+/// Passes on a node's receipts only if the key of the node that answered
+/// signed them: otherwise 502 `untrusted_receipt` (the browser retries), a
+/// warning and a count in `votemesh_relay_receipts_refused`.
+async fn vouch(
+    state: &AppState,
+    reply: &Reply,
+    check: impl FnOnce(&PublicKey) -> Result<(), String>,
+) -> Result<(), ApiError> {
+    let upstreams = &state.0.upstreams;
+    let node = &upstreams.node(reply.node).url;
+    let checked = match upstreams.key_of(reply.node).await {
+        Some(key) => check(&key),
+        None => Err("the node's key is not known (its GET /v1/node did not answer)".into()),
+    };
+    checked.map_err(|reason| {
+        state.0.metrics.receipts_refused.inc();
+        tracing::warn!(node = %node, %reason, "node receipt refused: not passed on");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "untrusted_receipt",
+            format!("the node's answer is not passed on: {reason}"),
+        )
+    })
+}
+
+/// The keys of the nodes whose receipts this relay passes on.
+async fn nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let nodes: Vec<_> = state
+        .0
+        .upstreams
+        .known_keys()
+        .into_iter()
+        .map(|(key, pinned)| json!({ "key": key, "pinned": pinned }))
+        .collect();
+    Json(json!({ "nodes": nodes }))
 }
 
 #[derive(Deserialize)]
@@ -298,6 +364,12 @@ async fn submit_batch(
         .upstreams
         .forward(Method::POST, &path, Some(body))
         .await?;
+    if reply.status.is_success() {
+        vouch(&state, &reply, |key| {
+            crate::vouch::check_batch_reply(key, &reply.body)
+        })
+        .await?;
+    }
     Ok(pass_on(reply))
 }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crdt::PublicKey;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 
 /// The keys a config file or `VOTEMESH_RELAY_<KEY>` may set.
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 24] = [
     "listen",
     "nodes",
+    "node_keys",
     "log_format",
     "web_dir",
     "pages",
@@ -57,6 +59,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base URLs of the regional nodes, in order of preference.
     pub nodes: Vec<String>,
+    /// The nodes' public keys (hex), one per node in the order of `nodes`;
+    /// empty: each node's key is learnt from its `GET /v1/node` and kept.
+    pub node_keys: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Directory of the web app to serve at `/`, if any.
@@ -109,6 +114,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7500)),
             nodes: Vec::new(),
+            node_keys: Vec::new(),
             log_format: LogFormat::Human,
             web_dir: None,
             pages: None,
@@ -146,7 +152,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, Serialize, clap::Parser)]
 #[command(name = "votemesh-relay", version)]
 pub struct RunArgs {
-    /// TOML config file with any of the keys listen, nodes, log_format,
+    /// TOML config file with any of the keys listen, nodes, node_keys, log_format,
     /// web_dir, registrar_key, cors_origins, body_limit, request_timeout_ms,
     /// ip_rate, ip_burst, poll_rate, poll_burst, retries, backoff_ms,
     /// hedge_after_ms, health_interval_ms, pow_bits, challenge_ttl_secs,
@@ -167,6 +173,16 @@ pub struct RunArgs {
     #[arg(long = "node", value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<String>>,
+
+    /// The public key (64 hex characters, as its GET /v1/node answers) of
+    /// each --node, in the same order: one per node, or none. The relay
+    /// passes on only receipts signed by the key of the node that answered,
+    /// and pages trust only these keys. Without them each node's key is
+    /// learnt from its GET /v1/node when first reached, and kept while the
+    /// relay runs. [env: VOTEMESH_RELAY_NODE_KEYS, as a TOML list] [default: learnt]
+    #[arg(long = "node-key", value_name = "KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_keys: Option<Vec<String>>,
 
     /// Format of the logs written to stderr (filter them with RUST_LOG).
     /// [env: VOTEMESH_RELAY_LOG_FORMAT] [default: human]
@@ -339,6 +355,9 @@ impl Config {
         if let Some((key, _)) = zero {
             return fail(format!("{key} must be at least 1"));
         }
+        if let Err(reason) = self.pinned_keys() {
+            return fail(reason);
+        }
         if self.pages.is_some() && self.web_dir.is_none() {
             return fail("pages: --pages needs --web-dir, the directory to render into".into());
         }
@@ -346,6 +365,28 @@ impl Config {
             return fail(format!("pow_bits {} is above 32", self.pow_bits));
         }
         Ok(self)
+    }
+
+    /// The pinned key of each node, in the order of `nodes`, or none at all.
+    pub(crate) fn pinned_keys(&self) -> Result<Vec<PublicKey>, String> {
+        if self.node_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.node_keys.len() != self.nodes.len() {
+            return Err(format!(
+                "node_keys: {} keys for {} nodes; give one --node-key per --node, in the same order, or none",
+                self.node_keys.len(),
+                self.nodes.len()
+            ));
+        }
+        self.node_keys
+            .iter()
+            .map(|key| {
+                key.trim().parse::<PublicKey>().map_err(|_| {
+                    format!("node_keys: {key:?} is not a public key (64 hex characters)")
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
@@ -409,6 +450,26 @@ mod tests {
         let error = config.check().unwrap_err().to_string();
 
         assert!(error.contains("nodes"), "{error}");
+    }
+
+    #[test]
+    fn pinned_node_keys_must_be_one_valid_key_per_node() {
+        let key = crdt::SecretKey::from_seed(&[4; 32]).public().to_string();
+        let config = |keys: Vec<String>| Config {
+            nodes: vec!["http://a:1".into(), "http://b:1".into()],
+            node_keys: keys,
+            ..Config::default()
+        };
+
+        assert!(config(Vec::new()).check().is_ok(), "none: learnt");
+        assert!(config(vec![key.clone(), key.clone()]).check().is_ok());
+        let short = config(vec![key.clone()]).check().unwrap_err().to_string();
+        assert!(short.contains("1 keys for 2 nodes"), "{short}");
+        let bad = config(vec![key, "zz".into()])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("\"zz\" is not a public key"), "{bad}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!   nodes, healthy ones first, with retries, backoff and a hedged second
 //!   request when a node is slow. Votes are idempotent by entry hash, so a
 //!   vote sent to two nodes still counts once; the node's signed receipt is
-//!   passed back unchanged.
+//!   passed back unchanged, and only if the key of the node that answered
+//!   signed it (keys pinned with `--node-key` or learnt from each node's
+//!   `GET /v1/node`, listed at `GET /v1/nodes` and named in every page).
 //! - **Live counts**: one subscription per watched poll to a node's tally
 //!   stream; browsers get the latest snapshot over WebSocket
 //!   (`/v1/polls/{id}/live`) or Server-Sent Events (`/v1/polls/{id}/events`,
@@ -39,6 +41,7 @@ mod pow;
 mod publish;
 mod relay;
 mod upstream;
+mod vouch;
 mod web;
 
 pub use config::{Config, LogFormat, RunArgs};

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the relay (`GET /metrics`): requests by route and
 //! status (429s are the rate limits at work, 502/503/504 the nodes failing
-//! it), live subscribers, healthy nodes, and page renderings.
+//! it), receipts refused (not signed by the answering node's key), live
+//! subscribers, healthy nodes, and page renderings.
 
 use std::sync::atomic::AtomicI64;
 
@@ -29,6 +30,7 @@ pub(crate) struct Metrics {
     pub(crate) http_requests: Family<HttpLabels, Counter>,
     pub(crate) renderings: Family<ResultLabel, Counter>,
     pub(crate) pages_polls: Gauge,
+    pub(crate) receipts_refused: Counter,
     live_subscribers: Gauge<i64, AtomicI64>,
     nodes_healthy: Gauge<i64, AtomicI64>,
 }
@@ -40,6 +42,7 @@ impl Metrics {
             http_requests: Family::default(),
             renderings: Family::default(),
             pages_polls: Gauge::default(),
+            receipts_refused: Counter::default(),
             live_subscribers: Gauge::default(),
             nodes_healthy: Gauge::default(),
         };
@@ -58,6 +61,11 @@ impl Metrics {
             "pages_polls",
             "Polls with pages in the last successful rendering",
             m.pages_polls.clone(),
+        );
+        r.register(
+            "receipts_refused",
+            "Node answers not passed on: a receipt not signed by the key of the node that answered",
+            m.receipts_refused.clone(),
         );
         r.register(
             "live_subscribers",

@@ -5,7 +5,9 @@
 //! (`votemesh-client publish`), which checks each poll's signature, renders
 //! `poll/<id>` and `results/<id>` with the counts of the moment and swaps
 //! the new site into the web directory whole. Pages carry counts as of their
-//! rendering; once loaded, they follow the live counts.
+//! rendering; once loaded, they follow the live counts. The site file also
+//! names the nodes' keys (`node_keys`): every page trusts receipts from those
+//! nodes only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,7 +86,11 @@ async fn publish(upstreams: &Upstreams, pages: &Pages) -> Result<usize, String> 
         polls.push(json!({ "poll": poll, "tally": tally }));
     }
     let count = polls.len();
-    let site = json!({ "published_at": now_ms(), "polls": polls });
+    let node_keys = upstreams.keys().await;
+    if node_keys.is_empty() {
+        return Err("no node's key is known: the pages would trust no receipt".into());
+    }
+    let site = json!({ "published_at": now_ms(), "node_keys": node_keys, "polls": polls });
 
     let parent = pages.site.parent().unwrap_or(Path::new("."));
     let site_file = parent.join(format!(".site-{}.json", std::process::id()));

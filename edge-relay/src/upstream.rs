@@ -4,23 +4,33 @@
 //! Forwarding is safe to repeat because a vote's identity is the hash of its
 //! signed bytes: a vote stored by two nodes, or twice by one, is one entry of
 //! the grow-only set and counts once. The node's answer (its signed receipt)
-//! is passed back byte for byte.
+//! is passed back byte for byte, once checked against the key of the node
+//! that answered ([`Upstreams::key_of`]: pinned by `--node-key`, or learnt
+//! from the node's `GET /v1/node` the first time it is reached).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
+use crdt::PublicKey;
 use rand::Rng;
 
 use crate::config::Config;
 use crate::error::ApiError;
 
-/// One node and what the relay last learnt of its health.
+/// Longest wait for a node's `GET /v1/node` when learning its key.
+const KEY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One node and what the relay last learnt of its health and key.
 pub(crate) struct Node {
     pub(crate) url: String,
     healthy: AtomicBool,
+    /// The key that signs its receipts: pinned at start, or set once from
+    /// its first `GET /v1/node` answer and never changed after.
+    key: OnceLock<PublicKey>,
+    pinned: bool,
 }
 
 /// Every node, in order of preference.
@@ -36,6 +46,8 @@ pub(crate) struct Upstreams {
 /// A node's answer, passed on as it came.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
+    /// Which node answered (an index for [`Upstreams::node`]).
+    pub(crate) node: usize,
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<axum::http::HeaderValue>,
     pub(crate) body: Bytes,
@@ -57,12 +69,23 @@ impl Upstreams {
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()?;
+        // `Config::check` has refused malformed keys already.
+        let pinned = config.pinned_keys().unwrap_or_default();
         let nodes = config
             .nodes
             .iter()
-            .map(|url| Node {
-                url: url.trim_end_matches('/').to_string(),
-                healthy: AtomicBool::new(true),
+            .enumerate()
+            .map(|(i, url)| {
+                let key = OnceLock::new();
+                if let Some(pin) = pinned.get(i) {
+                    let _ = key.set(*pin);
+                }
+                Node {
+                    url: url.trim_end_matches('/').to_string(),
+                    healthy: AtomicBool::new(true),
+                    key,
+                    pinned: pinned.get(i).is_some(),
+                }
             })
             .collect();
         Ok(Upstreams {
@@ -113,7 +136,8 @@ impl Upstreams {
         }
     }
 
-    /// Checks every node's `/readyz` each interval, until the relay stops.
+    /// Checks every node's `/readyz` each interval, until the relay stops,
+    /// and learns the key of a node that answers and has none yet.
     pub(crate) async fn check_health(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(self.health_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,8 +148,75 @@ impl Upstreams {
                 let probe = self.client.get(url).timeout(self.health_interval).send();
                 let ok = matches!(probe.await, Ok(r) if r.status().is_success());
                 self.mark(index, ok);
+                if ok && self.nodes[index].key.get().is_none() {
+                    self.learn_key(index).await;
+                }
             }
         }
+    }
+
+    /// The key whose receipts node `index` may pass on: pinned, known, or
+    /// learnt now from its `GET /v1/node`; `None` if it cannot be learnt.
+    pub(crate) async fn key_of(&self, index: usize) -> Option<PublicKey> {
+        match self.node(index).key.get() {
+            Some(key) => Some(*key),
+            None => self.learn_key(index).await,
+        }
+    }
+
+    /// Every node's key known now, with whether it was pinned, in the order
+    /// of the nodes; nodes whose key is not known yet are left out.
+    pub(crate) fn known_keys(&self) -> Vec<(PublicKey, bool)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.key.get().map(|key| (*key, n.pinned)))
+            .collect()
+    }
+
+    /// Every node's key, learning those not known yet first.
+    pub(crate) async fn keys(&self) -> Vec<PublicKey> {
+        for index in 0..self.nodes.len() {
+            self.key_of(index).await;
+        }
+        self.known_keys().into_iter().map(|(key, _)| key).collect()
+    }
+
+    /// Asks node `index` for its key. The first answer is kept for as long
+    /// as the relay runs (trust on first use); a later different answer is
+    /// not taken, only reported.
+    async fn learn_key(&self, index: usize) -> Option<PublicKey> {
+        let node = self.node(index);
+        let url = format!("{}/v1/node", node.url);
+        let answer = async {
+            let response = self.client.get(url).timeout(KEY_TIMEOUT).send().await;
+            let response = response.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("status {}", response.status()));
+            }
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            let info: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let key = info["node"].as_str().ok_or("no `node` field")?;
+            key.parse::<PublicKey>().map_err(|e| e.to_string())
+        };
+        let key = match answer.await {
+            Ok(key) => key,
+            Err(reason) => {
+                tracing::debug!(node = %node.url, %reason, "node key not learnt");
+                return node.key.get().copied();
+            }
+        };
+        if node.key.set(key).is_ok() {
+            tracing::info!(node = %node.url, key = %key, "node key learnt");
+        }
+        let kept = *node.key.get()?;
+        if kept != key {
+            tracing::warn!(
+                node = %node.url, key = %key, kept = %kept,
+                "node answers another key than the one trusted for it: its receipts are refused"
+            );
+        }
+        Some(kept)
     }
 
     /// Sends a request to the nodes until one answers with anything but a
@@ -242,6 +333,7 @@ impl Upstreams {
             }
         };
         let reply = Reply {
+            node: index,
             status,
             content_type,
             body,

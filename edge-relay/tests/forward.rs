@@ -29,6 +29,79 @@ async fn a_vote_sent_twice_through_the_relay_gets_the_nodes_same_receipt() {
     assert_eq!(node.tally(&poll).await["entries"], 1);
 }
 
+#[tokio::test]
+async fn the_relay_learns_its_nodes_key_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir.path().join("node"));
+    let relay = start_relay(&[&node], &NO_LIMITS, &dir.path().join("relay.log"));
+    let poll = poll("learnt key");
+    node.create_poll(&poll).await;
+    let key = node.get("/v1/node").await.1["node"].clone();
+
+    let (status, answer) = relay.vote(&vote(&poll, 1, 0, 1)).await;
+    let (_, listed) = relay.get("/v1/nodes").await;
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["receipt"]["node"], key);
+    assert_eq!(
+        listed["nodes"],
+        serde_json::json!([{ "key": key, "pinned": false }])
+    );
+    let entry = answer["receipt"]["entry"].as_str().unwrap();
+    let (held, again) = relay
+        .get(&format!("/v1/polls/{}/entries/{entry}", poll.id))
+        .await;
+    assert_eq!((held, &again["receipt"]), (200, &answer["receipt"]));
+}
+
+#[tokio::test]
+async fn a_receipt_not_signed_by_the_pinned_key_is_not_passed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir.path().join("node"));
+    // The relay expects another key than the one this node signs with, as
+    // if someone answered in the node's place.
+    let expected = crdt::SecretKey::from_seed(&[0x77; 32]).public().to_string();
+    let mut args = NO_LIMITS.to_vec();
+    args.extend(["--node-key", &expected]);
+    let relay = start_relay(&[&node], &args, &dir.path().join("relay.log"));
+    let poll = poll("pinned key");
+    node.create_poll(&poll).await;
+
+    let ballot = vote(&poll, 1, 0, 1);
+
+    let (status, answer) = relay.vote(&ballot).await;
+    let (held, asked) = relay
+        .get(&format!("/v1/polls/{}/entries/{}", poll.id, ballot.hash()))
+        .await;
+    let (_, listed) = relay.get("/v1/nodes").await;
+    let metrics = relay
+        .client
+        .get(relay.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "untrusted_receipt");
+    assert!(
+        answer.get("receipt").is_none(),
+        "no receipt reaches the voter"
+    );
+    assert_eq!(held, 502, "{asked}");
+    assert_eq!(asked["error"]["code"], "untrusted_receipt");
+    assert_eq!(
+        listed["nodes"],
+        serde_json::json!([{ "key": expected, "pinned": true }])
+    );
+    assert!(
+        metrics.contains("votemesh_relay_receipts_refused_total 2"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_burst_loses_no_acknowledged_vote() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,9 @@
 //!
 //! The outbox code is the page's own ([`outbox::Outbox`]), on the same
 //! IndexedDB database: a flush here and one in a tab may overlap safely.
+//! Each vote carries the node keys its page trusted, so the worker accepts
+//! a receipt only from those nodes, exactly as the page does, with no page
+//! open.
 
 #[cfg(target_arch = "wasm32")]
 pub use worker::flush;
@@ -18,7 +21,7 @@ mod worker {
     /// request means now is the time, so only a relay's `Retry-After` holds
     /// one back) to `{origin}/v1/polls/{id}/votes`
     /// and resolves to the report `{type: "flushed", sent, confirmed,
-    /// rejected, retrying, pending, next_attempt_at}`, which is also posted
+    /// rejected, retrying, untrusted, pending, next_attempt_at}`, which is also posted
     /// on the `votemesh-outbox` BroadcastChannel. Rejects only when the
     /// outbox cannot be opened, read or written.
     #[wasm_bindgen]

@@ -169,7 +169,9 @@ export async function cluster() {
   const hostile = await fixturePoll('hostile-poll.json');
   // Needs a credential from the relay's registrar.
   const members = await fixturePoll('credential-poll.json');
-  for (const p of [poll, hostile, members]) {
+  // Closed on 14 November 2023: takes no more votes.
+  const closed = await fixturePoll('closed-poll.json');
+  for (const p of [poll, hostile, members, closed]) {
     const created = await postJson(node.url('/v1/polls'), p);
     if (created.status !== 201 && created.status !== 200) {
       throw new Error(`creating a poll: ${created.status} ${JSON.stringify(created.body)}`);
@@ -181,7 +183,7 @@ export async function cluster() {
     (await fetch(relay.url(`/poll/${poll.id}`))).status === 200
     && (await fetch(relay.url(`/poll/${hostile.id}`))).status === 200);
   const c = {
-    dir, node, poll, hostile, members, port,
+    dir, node, poll, hostile, members, closed, port,
     get relay() { return relay; },
     pollUrl: () => relay.url(`/poll/${poll.id}`),
     resultsUrl: () => relay.url(`/results/${poll.id}`),

@@ -1,6 +1,7 @@
 // The voter's flow in real headless Chromium (Debian's), against a real
 // node and edge relay on 127.0.0.1: online and offline votes, delivery with
-// and without Background Sync, two tabs, a change of vote, live results.
+// and without Background Sync, two tabs, a change of vote, live results, a
+// hostile proxy forging receipts, a closed poll, and no IndexedDB.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -8,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { launchFreshChromium } from './chromium.mjs';
 import { readFile } from 'node:fs/promises';
 
-import { cluster, eventually, getJson } from './harness.mjs';
+import { cluster, eventually, getJson, postJson, scratch, startNode } from './harness.mjs';
+import { hostileProxy } from './proxy.mjs';
 
 const CONFIRM_MS = 30_000;
 
@@ -311,6 +313,153 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     const lag = Date.now() - confirmedAt;
     console.log(`results page updated ${lag} ms after the receipt`);
     assert.ok(lag < 1_000, `results page took ${lag} ms`);
+    await browser.close();
+    browser = undefined;
+  });
+
+  test("a hostile proxy's receipts, signed by a key of its own, confirm nothing; the real node's do", async () => {
+    const rogueDir = await scratch();
+    // The proxy's own node: its receipts verify, but its key is no node of the relay's.
+    const rogue = await startNode(rogueDir.dir);
+    let proxy;
+    try {
+      const created = await postJson(rogue.url('/v1/polls'), c.poll);
+      assert.ok([200, 201].includes(created.status), JSON.stringify(created.body));
+      proxy = await hostileProxy(() => c.relay.url(), rogue.url());
+      const nodeKey = (await getJson(c.node.url('/v1/node'))).body.node;
+      const rogueKey = (await getJson(rogue.url('/v1/node'))).body.node;
+      assert.notEqual(nodeKey, rogueKey);
+      const listed = await getJson(c.relay.url('/v1/nodes'));
+      assert.deepEqual(listed.body.nodes.map((n) => n.key), [nodeKey], 'the relay names its node');
+
+      browser = await launchFreshChromium();
+      const page = await openPoll(browser.context, proxy.url(`/poll/${c.poll.id}`));
+      const before = await c.tally();
+
+      await voteFor(page, 2);
+      await eventually('the proxy forged receipts for two attempts', async () => proxy.forged >= 2, 20_000);
+      await page.locator('[data-vote-state="pending"]', { hasText: "not one of this poll's nodes" })
+        .waitFor({ timeout: 10_000 });
+
+      assert.equal(await state(page), 'pending', 'a stranger key never confirms the vote');
+      assert.equal((await getJson(rogue.url(`/v1/polls/${c.poll.id}/tally`))).body.entries, 1,
+        "the vote reached only the proxy's node");
+      const meanwhile = await c.tally();
+      assert.equal(meanwhile.entries, before.entries, "the relay's node has not got it");
+      assert.deepEqual(meanwhile.counts, before.counts);
+      assert.ok(await page.getByRole('button', { name: 'Save my receipts' }).isDisabled(),
+        'no receipt to save');
+      assert.equal(await page.locator('li.chosen button[data-vote="2"]').count(), 1,
+        'the pending vote is shown as the choice');
+
+      proxy.passThrough();
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await waitForState(page, 'confirmed');
+
+      assert.ok(proxy.passed >= 1);
+      const tally = await c.tally();
+      assert.equal(tally.counts[2], before.counts[2] + 1);
+      assert.equal(tally.entries, before.entries + 1);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Save my receipts' }).click(),
+      ]);
+      const saved = JSON.parse(await readFile(await download.path(), 'utf8'));
+      assert.equal(saved.length, 1);
+      assert.equal(saved[0].receipt.node, nodeKey, "the receipt is the relay's node's");
+    } finally {
+      await browser?.close();
+      browser = undefined;
+      await proxy?.close();
+      await rogue.kill();
+      await rogueDir.cleanup();
+    }
+  });
+
+  test("a proxy's 403 page leaves the vote pending; a refusal is told in words and the refused option is not shown as chosen", async () => {
+    const proxy = await hostileProxy(() => c.relay.url(), 'http://127.0.0.1:9');
+    try {
+      proxy.mode = 'html403';
+      browser = await launchFreshChromium();
+      const page = await openPoll(browser.context, proxy.url(`/poll/${c.poll.id}`));
+
+      await voteFor(page, 1);
+      await eventually('the proxy refused two attempts', async () => proxy.answered >= 2, 20_000);
+
+      assert.equal(await state(page), 'pending', 'a 403 page is not a refusal of the vote');
+      assert.equal(await page.locator('li.chosen button[data-vote="1"]').count(), 1);
+
+      proxy.mode = 'refuse';
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await waitForState(page, 'rejected', 15_000);
+
+      const text = await page.locator('[data-vote-state="rejected"]').textContent();
+      assert.match(text, /outside the voting period, from 1 January 1970, 00:00 UTC to 1 January 2100, 00:00 UTC/);
+      assert.ok(!/\d{10,}/.test(text), `no raw milliseconds: ${text}`);
+      assert.equal(await page.locator('li.chosen').count(), 0, 'the refused option is not the choice');
+      assert.ok(await page.getByRole('button', { name: 'Save my receipts' }).isDisabled());
+    } finally {
+      await browser?.close();
+      browser = undefined;
+      await proxy.close();
+    }
+  });
+
+  test('a closed poll: the buttons are off and the page says when it closed, in words', async () => {
+    browser = await launchFreshChromium();
+    const page = await browser.context.newPage();
+    await page.goto(c.relay.url(`/poll/${c.closed.id}`));
+    // Hydrated: the page follows the live counts.
+    await page.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+
+    const line = await page.locator('#window').textContent();
+    assert.equal(line, 'This poll closed on 14 November 2023, 22:13 UTC: voting is over.');
+    assert.equal(await page.locator('button[data-vote]').count(), 3);
+    assert.equal(await page.locator('button[data-vote]:not([disabled])').count(), 0);
+    assert.equal(await page.locator('button[data-vote="0"]').getAttribute('aria-describedby'), 'window');
+    assert.ok(await page.getByRole('button', { name: 'Save my receipts' }).isDisabled());
+    assert.ok(!(await page.locator('main').textContent()).includes('1700000000000'), 'no raw milliseconds');
+    await browser.close();
+    browser = undefined;
+  });
+
+  test('without IndexedDB the pages say the voter\'s own votes are unavailable, and live counts still work', async () => {
+    browser = await launchFreshChromium();
+    const { context } = browser;
+    const results = await context.newPage();
+    await results.addInitScript(() => {
+      Object.defineProperty(window, 'indexedDB', {
+        configurable: true,
+        get() { throw new DOMException('The user denied permission to access the database.', 'SecurityError'); },
+      });
+    });
+    await results.goto(c.resultsUrl());
+    await results.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+    await results.locator('[role="status"]', { hasText: 'Your own votes are not available' })
+      .waitFor({ timeout: 10_000 });
+    const shownBefore = await shownCount(results, 0);
+
+    const voter = await openPoll(context, c.pollUrl());
+    await voteFor(voter, 0);
+    await waitForState(voter, 'confirmed');
+    await results.waitForFunction(
+      (n) => Number(document.querySelector('[data-count="0"]').textContent) === n,
+      shownBefore + 1,
+      { timeout: 5_000, polling: 50 },
+    );
+
+    // The poll page says so too, and does not offer a vote it could not keep.
+    const blocked = await context.newPage();
+    await blocked.addInitScript(() => {
+      Object.defineProperty(window, 'indexedDB', {
+        configurable: true,
+        get() { throw new DOMException('The user denied permission to access the database.', 'SecurityError'); },
+      });
+    });
+    await blocked.goto(c.pollUrl());
+    await blocked.locator('[role="alert"]', { hasText: 'voting is off' }).waitFor({ timeout: 20_000 });
+    await blocked.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+    assert.equal(await blocked.locator('button[data-vote]:not([disabled])').count(), 0);
     await browser.close();
     browser = undefined;
   });

@@ -18,7 +18,8 @@ pub(crate) async fn poll_paths() -> BuildPaths {
     }
 }
 
-/// The state of one poll's pages.
+/// The state of one poll's pages, with the keys of the nodes whose receipts
+/// the page trusts.
 #[engine_only_fn]
 pub(crate) async fn poll_state(
     info: StateGeneratorInfo<()>,
@@ -26,7 +27,10 @@ pub(crate) async fn poll_state(
     site()
         .polls
         .get(&info.path)
-        .cloned()
+        .map(|page| PollPage {
+            trusted_nodes: site().node_keys.clone(),
+            ..page.clone()
+        })
         .ok_or_else(|| BlamedError {
             error: PublishError::UnknownPoll(info.path.clone()),
             blame: ErrorBlame::Server(None),

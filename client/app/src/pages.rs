@@ -9,7 +9,8 @@ use crate::state::{Index, PollPage};
 
 /// The whole style sheet, inlined into every page: one request fewer on a
 /// slow connection. Counts use tabular figures in fixed-width cells and the
-/// status line keeps its height, so nothing moves when numbers arrive.
+/// status line keeps room for three lines (a refusal and its reason), so
+/// nothing moves when numbers or answers arrive.
 pub(crate) const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff}
@@ -27,12 +28,13 @@ button{font:inherit;min-height:2.75rem;min-width:5.5rem;padding:.25rem .75rem;bo
 button.secondary{background:#fff;color:#0b4f9c}
 button:disabled{border-color:#8a8a8a;background:#8a8a8a;color:#fff;cursor:not-allowed}
 button:focus-visible,a:focus-visible{outline:3px solid #e08a00;outline-offset:2px}
-.status{min-height:3rem;margin:1rem 0}
+.status{min-height:4.5rem;margin:1rem 0}
 .status p{margin:0}
 [data-vote-state=pending]{color:#7a4a00}
 [data-vote-state=confirmed]{color:#0d6b2f}
 [data-vote-state=rejected]{color:#a4001b}
 .chosen .name{font-weight:700}
+.window-shut{color:#7a4a00}
 footer{color:#4a4a4a;font-size:.875rem;margin-top:1.5rem}
 "#;
 
@@ -41,10 +43,19 @@ footer{color:#4a4a4a;font-size:.875rem;margin-top:1.5rem}
 pub(crate) struct Board<'a> {
     /// The counts shown: live counts merged with the voter's own votes.
     pub(crate) counts: &'a Signal<Vec<u64>>,
-    /// The vote buttons work: the page is hydrated and the outbox is open.
+    /// The vote buttons work: the page is hydrated, the outbox is open and
+    /// the page names nodes to trust. The poll's window is checked apart.
     pub(crate) ready: &'a Signal<bool>,
+    /// The time the poll's window is judged at, unix ms: when the page was
+    /// published until the browser takes over, then the browser's clock.
+    pub(crate) now: &'a Signal<u64>,
     /// The voter's latest vote on this poll, if any.
     pub(crate) mine: &'a Signal<Option<Mine>>,
+    /// The option the voter's vote stands for: their latest vote not
+    /// refused, pending or confirmed. A refused vote is no choice.
+    pub(crate) chosen: &'a Signal<Option<usize>>,
+    /// Whether any vote on this poll is confirmed, so has a receipt to save.
+    pub(crate) receipts: &'a Signal<bool>,
     /// How the page gets its counts: "as published", "live", "reconnecting".
     pub(crate) feed: &'a Signal<String>,
     /// A problem worth telling the voter (storage refused, vote refused).
@@ -54,8 +65,6 @@ pub(crate) struct Board<'a> {
 /// The voter's own latest vote as the page shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Mine {
-    /// The option chosen.
-    pub(crate) choice: usize,
     /// `pending`, `confirmed` or `rejected`.
     pub(crate) state: &'static str,
     /// A line of detail: the node that confirmed it, or why it was refused.
@@ -67,7 +76,10 @@ impl<'a> Board<'a> {
         Board {
             counts: create_signal(cx, page.counts.clone()),
             ready: create_signal(cx, false),
+            now: create_signal(cx, page.published_at),
             mine: create_signal(cx, None),
+            chosen: create_signal(cx, None),
+            receipts: create_signal(cx, false),
             feed: create_signal(cx, "as published".to_string()),
             problem: create_signal(cx, String::new()),
         }
@@ -100,11 +112,65 @@ fn start<'a>(cx: Scope<'a>, page: &PollPage, board: Board<'a>, voting: bool) -> 
     }
 }
 
+/// Where a poll stands at a moment: voting possible or not, and the line
+/// that says so.
+pub(crate) fn window(opens_at: u64, closes_at: u64, now: u64) -> (bool, String) {
+    if now < opens_at {
+        let text = format!(
+            "Voting opens on {}: it is not possible yet.",
+            format_time(opens_at)
+        );
+        (false, text)
+    } else if now >= closes_at {
+        let text = format!(
+            "This poll closed on {}: voting is over.",
+            format_time(closes_at)
+        );
+        (false, text)
+    } else {
+        (
+            true,
+            format!("Voting closes on {}.", format_time(closes_at)),
+        )
+    }
+}
+
+/// Why a node refused a vote, in words: never the node's own message, which
+/// is for machines (it gives times in unix milliseconds).
+// Used by the browser side only; the engine's unit tests cover it.
+#[cfg_attr(not(client), allow(dead_code))]
+pub(crate) fn refusal_text(code: &str, opens_at: u64, closes_at: u64) -> String {
+    match code {
+        "outside_window" => format!(
+            "It was cast outside the voting period, from {} to {}.",
+            format_time(opens_at),
+            format_time(closes_at)
+        ),
+        "unknown_option" => "The option chosen is not one of this poll's options.".to_string(),
+        "missing_credential"
+        | "unexpected_credential"
+        | "credential_mismatch"
+        | "bad_credential_signature" => {
+            "It did not carry a valid voting credential for this poll.".to_string()
+        }
+        "not_allowed" => {
+            "This browser's voter key is not on the poll's list of voters.".to_string()
+        }
+        "bad_signature" | "non_canonical_signature" | "bad_voter_key" => {
+            "Its signature was not accepted.".to_string()
+        }
+        "wrong_poll" => "It was sent for another poll.".to_string(),
+        other => format!("A regional node refused it (reason: {other})."),
+    }
+}
+
 fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
     let board = Board::new(cx, &page);
     let control = create_ref(cx, start(cx, &page, board, true));
-    let closes = format_time(page.closes_at);
     let results = format!("/results/{}", page.id);
+    let (opens_at, closes_at) = (page.opens_at, page.closes_at);
+    let period = create_memo(cx, move || window(opens_at, closes_at, *board.now.get()));
+    let open = create_memo(cx, move || period.get().0);
 
     let rows = View::new_fragment(
         page.options
@@ -113,14 +179,7 @@ fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
             .enumerate()
             .map(|(i, name)| {
                 let label = format!("Vote for {name}");
-                let chosen = create_memo(cx, move || {
-                    board
-                        .mine
-                        .get()
-                        .as_ref()
-                        .as_ref()
-                        .is_some_and(|m| m.choice == i)
-                });
+                let chosen = create_memo(cx, move || *board.chosen.get() == Some(i));
                 view! { cx,
                     li(class = if *chosen.get() { "option chosen" } else { "option" }) {
                         span(class = "name", id = format!("option-{i}")) { (name) }
@@ -131,7 +190,8 @@ fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
                             type = "button",
                             data-vote = i,
                             aria-label = label,
-                            disabled = !*board.ready.get(),
+                            aria-describedby = "window",
+                            disabled = !*board.ready.get() || !*open.get(),
                             on:click = move |_| control.vote(i),
                         ) { "Vote" }
                     }
@@ -144,7 +204,11 @@ fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
         main {
             h1 { (page.title) }
             p(class = "meta") {
-                "Voting closes " (closes) ". "
+                span(
+                    id = "window",
+                    class = if *open.get() { "window" } else { "window window-shut" },
+                ) { (period.get().1.clone()) }
+                " "
                 a(href = results) { "Live results" }
             }
             ol(class = "options") { (rows) }
@@ -154,7 +218,7 @@ fn poll_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
             button(
                 type = "button",
                 class = "secondary",
-                disabled = board.mine.get().is_none(),
+                disabled = !*board.receipts.get(),
                 on:click = move |_| control.save_receipts(),
             ) { "Save my receipts" }
             footer {
@@ -232,6 +296,14 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
             }
             ol(class = "options") { (rows) }
             footer { "Counts: " (board.feed.get()) "." }
+            // Last on the page, so a notice appearing moves nothing.
+            div(class = "notice", role = "status") {
+                (if board.problem.get().is_empty() {
+                    view! { cx, }
+                } else {
+                    view! { cx, p { (board.problem.get()) } }
+                })
+            }
         }
     }
 }
@@ -255,8 +327,22 @@ fn index_page<G: Html>(cx: Scope, index: Index) -> View<G> {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` from unix milliseconds.
-fn format_time(ms: u64) -> String {
+/// `4 December 2025, 13:05 UTC` from unix milliseconds.
+pub(crate) fn format_time(ms: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
@@ -270,7 +356,8 @@ fn format_time(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+    let month = MONTHS[(month - 1).clamp(0, 11) as usize];
+    format!("{day} {month} {year}, {hour:02}:{minute:02} UTC")
 }
 
 #[engine_only_fn]
@@ -334,15 +421,84 @@ pub(crate) fn error_views<G: Html>() -> ErrorViews<G> {
 
 #[cfg(test)]
 mod tests {
-    use super::format_time;
+    use super::{format_time, refusal_text, window};
+
+    #[test]
+    fn a_refusal_is_told_in_words_without_raw_times() {
+        let (opens, closes) = (951_782_400_000, 1_764_806_400_000);
+
+        let late = refusal_text("outside_window", opens, closes);
+
+        assert_eq!(
+            late,
+            "It was cast outside the voting period, from 29 February 2000, 00:00 UTC to \
+             4 December 2025, 00:00 UTC."
+        );
+        assert_eq!(
+            refusal_text("bad_signature", opens, closes),
+            "Its signature was not accepted."
+        );
+        for code in [
+            "outside_window",
+            "not_allowed",
+            "credential_mismatch",
+            "unknown_option",
+        ] {
+            let text = refusal_text(code, opens, closes);
+            assert!(
+                !text.contains(code),
+                "the code is not the explanation: {text}"
+            );
+            assert!(!text.contains(&closes.to_string()), "{text}");
+        }
+    }
 
     #[test]
     fn times_are_civil_dates() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(0), "1 January 1970, 00:00 UTC");
+        assert_eq!(format_time(951_782_400_000), "29 February 2000, 00:00 UTC");
         assert_eq!(
             format_time(1_764_806_400_000 + 13 * 3_600_000 + 5 * 60_000),
-            "2025-12-04 13:05 UTC"
+            "4 December 2025, 13:05 UTC"
         );
+        assert_eq!(
+            format_time(4_102_444_799_000),
+            "31 December 2099, 23:59 UTC"
+        );
+    }
+
+    #[test]
+    fn the_window_line_says_whether_voting_is_possible_in_words() {
+        let (opens, closes) = (951_782_400_000, 1_764_806_400_000);
+
+        let before = window(opens, closes, opens - 1);
+        let during = window(opens, closes, opens);
+        let after = window(opens, closes, closes);
+
+        assert_eq!(
+            before,
+            (
+                false,
+                "Voting opens on 29 February 2000, 00:00 UTC: it is not possible yet.".into()
+            )
+        );
+        assert_eq!(
+            during,
+            (true, "Voting closes on 4 December 2025, 00:00 UTC.".into())
+        );
+        assert_eq!(
+            after,
+            (
+                false,
+                "This poll closed on 4 December 2025, 00:00 UTC: voting is over.".into()
+            )
+        );
+        for (_, text) in [before, during, after] {
+            let raw = [opens.to_string(), closes.to_string()];
+            assert!(
+                raw.iter().all(|ms| !text.contains(ms)),
+                "raw milliseconds: {text}"
+            );
+        }
     }
 }

@@ -39,7 +39,7 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct PublishArgs {
-    /// The site file: `{"published_at": ms, "polls": [{"poll": {...}, "tally": {...}}]}`.
+    /// The site file: `{"published_at": ms, "node_keys": [hex, ...], "polls": [{"poll": {...}, "tally": {...}}]}`.
     #[arg(long)]
     site: PathBuf,
     /// The browser assets: `bundle.js`, `bundle.wasm` and `sw/` (from `client/build.sh`).
@@ -74,6 +74,10 @@ pub(crate) enum PublishError {
     BadTally { id: String, reason: String },
     #[error("no poll {0} in the site being published")]
     UnknownPoll(String),
+    #[error("the site file names no node key: the pages would trust no receipt")]
+    NoNodeKeys,
+    #[error("node key {key:?} in the site file is not a public key (64 hex characters)")]
+    BadNodeKey { key: String },
     #[error("rendering failed (exit code {0}); Perseus printed the reason above")]
     Render(i32),
 }
@@ -81,6 +85,8 @@ pub(crate) enum PublishError {
 /// The polls being published, by id.
 pub(crate) struct Site {
     pub(crate) polls: BTreeMap<String, PollPage>,
+    /// The keys (hex) of the nodes whose receipts every page trusts.
+    pub(crate) node_keys: Vec<String>,
 }
 
 static SITE: OnceLock<Site> = OnceLock::new();
@@ -93,6 +99,8 @@ pub(crate) fn site() -> &'static Site {
 #[derive(Deserialize)]
 struct SiteFile {
     published_at: u64,
+    #[serde(default)]
+    node_keys: Vec<String>,
     polls: Vec<SitePoll>,
 }
 
@@ -220,12 +228,27 @@ fn load_site(path: &Path) -> Result<Site, PublishError> {
             path: path.to_path_buf(),
             source,
         })?;
+    let node_keys = node_keys(&file.node_keys)?;
     let mut polls = BTreeMap::new();
     for (index, entry) in file.polls.into_iter().enumerate() {
         let page = poll_page(index, entry, file.published_at)?;
         polls.insert(page.id.clone(), page);
     }
-    Ok(Site { polls })
+    Ok(Site { polls, node_keys })
+}
+
+/// The site's node keys, checked and in their canonical hex form.
+fn node_keys(keys: &[String]) -> Result<Vec<String>, PublishError> {
+    if keys.is_empty() {
+        return Err(PublishError::NoNodeKeys);
+    }
+    keys.iter()
+        .map(|key| {
+            key.parse::<crdt::PublicKey>()
+                .map(|k| k.to_string())
+                .map_err(|_| PublishError::BadNodeKey { key: key.clone() })
+        })
+        .collect()
 }
 
 fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPage, PublishError> {
@@ -267,6 +290,8 @@ fn poll_page(index: usize, entry: SitePoll, published_at: u64) -> Result<PollPag
         closes_at: draft.closes_at,
         needs_credential: matches!(draft.eligibility, crdt::Eligibility::Credential { .. }),
         published_at,
+        // Filled from the site's node keys when a page is rendered.
+        trusted_nodes: Vec::new(),
     })
 }
 
@@ -486,7 +511,19 @@ fn write_err(path: &Path, source: std::io::Error) -> PublishError {
 
 #[cfg(test)]
 mod tests {
-    use super::harden_inline_state;
+    use super::{harden_inline_state, node_keys, PublishError};
+
+    #[test]
+    fn a_site_must_name_valid_node_keys() {
+        let key = "ab".repeat(32);
+
+        assert_eq!(node_keys(&[key.to_uppercase()]).unwrap(), vec![key]);
+        assert!(matches!(node_keys(&[]), Err(PublishError::NoNodeKeys)));
+        assert!(matches!(
+            node_keys(&["abc".into()]),
+            Err(PublishError::BadNodeKey { .. })
+        ));
+    }
 
     #[test]
     fn markup_in_an_inline_state_cannot_end_its_script() {

@@ -31,6 +31,11 @@ pub(crate) struct PollPage {
     pub(crate) needs_credential: bool,
     /// When the page was published, unix ms.
     pub(crate) published_at: u64,
+    /// The keys (hex) of the regional nodes behind the relay: a vote is
+    /// confirmed only by a receipt one of them signed. Kept with each vote
+    /// in the outbox, so the service worker applies the same rule.
+    #[serde(default)]
+    pub(crate) trusted_nodes: Vec<String>,
 }
 
 /// The site's front page: every published poll.

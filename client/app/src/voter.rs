@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crdt::PublicKey;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use outbox::{Outbox, Record, State};
@@ -57,6 +58,8 @@ enum Event {
     Reconnect,
     /// The voter asked for their receipts.
     SaveReceipts,
+    /// The poll opens or closes about now: read the clock again.
+    Clock,
 }
 
 /// The handle the page's buttons use.
@@ -109,19 +112,43 @@ async fn run(
         .map_err(|e| format!("This page holds a poll this app cannot read: {e}"))?;
     let window = web_sys::window().ok_or("no window")?;
     let origin = window.location().origin().map_err(js_text)?;
+    let trusted = trusted_nodes(&page);
+    let mut clock = Timer::default();
+    tick(board, &page, &window, &mut clock, &events);
 
-    let outbox = Outbox::open().await.map_err(|e| {
-        format!("This browser refused to store data, so a vote cannot be kept until it is confirmed: {e}")
-    })?;
-    request_persistence(&window);
-    register_worker(&window);
+    // Without IndexedDB the voter's own votes are out of reach, but the
+    // live counts still work: the page goes on without an outbox.
+    let outbox = match Outbox::open().await {
+        Ok(outbox) => Some(outbox),
+        Err(e) => {
+            board.problem.set(storage_refused(voting, &e.to_string()));
+            None
+        }
+    };
+    if let Some(outbox) = &outbox {
+        request_persistence(&window);
+        register_worker(&window);
+        if voting && !trusted.is_empty() {
+            // Votes cast from an older page of this poll gain this page's nodes.
+            let _ = outbox.trust(poll.id, &trusted).await;
+        }
+    }
+    if voting && outbox.is_some() && trusted.is_empty() {
+        board.problem.set(
+            "This page names no regional node whose receipt it can trust, so no vote could be \
+             confirmed: voting is off. Reload the page later."
+                .to_string(),
+        );
+    }
     let channel = listen(&window, &events);
 
     let mut live = page.counts.clone();
     let mut live_version = page.entries;
-    let mut records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
-    show(board, &live, &records);
-    board.ready.set(voting);
+    let mut records = read_records(outbox.as_ref(), &poll, board, Vec::new()).await;
+    show(board, &page, &live, &records);
+    board
+        .ready
+        .set(voting && outbox.is_some() && !trusted.is_empty());
 
     let mut socket = Some(LiveSocket::open(&origin, &page.id, &events));
     let mut sse: Option<LiveSse> = None;
@@ -131,7 +158,15 @@ async fn run(
     while let Some(event) = inbox.next().await {
         match event {
             Event::Cast(choice) => {
+                let Some(outbox) = &outbox else { continue };
                 let choice = u32::try_from(choice).map_err(|_| "no such option")?;
+                let now = js_sys::Date::now() as u64;
+                board.now.set(now);
+                let (open, why) = crate::pages::window(page.opens_at, page.closes_at, now);
+                if !open {
+                    board.problem.set(why);
+                    continue;
+                }
                 if page.needs_credential {
                     board
                         .problem
@@ -144,11 +179,11 @@ async fn run(
                     }
                     board.problem.set(String::new());
                 }
-                match outbox.cast(&poll, choice, js_sys::Date::now() as u64).await {
+                match outbox.cast(&poll, choice, now, &trusted).await {
                     Ok(_) => {
                         board.problem.set(String::new());
-                        records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
-                        show(board, &live, &records);
+                        records = read_records(Some(outbox), &poll, board, records).await;
+                        show(board, &page, &live, &records);
                         tell_other_tabs(channel.as_ref());
                         // Not awaited here: `ready` waits for an active worker,
                         // which never comes if its install failed offline.
@@ -161,6 +196,11 @@ async fn run(
                 }
             }
             Event::Flush | Event::FlushNow => {
+                if matches!(event, Event::FlushNow) {
+                    // Shown again or back online: the clock may have moved on.
+                    tick(board, &page, &window, &mut clock, &events);
+                }
+                let Some(outbox) = &outbox else { continue };
                 // Votes that could not be delivered stay pending; the timer
                 // retries them when their backoff ends.
                 let flushed = match event {
@@ -171,8 +211,8 @@ async fn run(
                     Ok(report) => report.next_attempt_at,
                     Err(_) => Some(js_sys::Date::now() as u64 + 5_000),
                 };
-                records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
-                show(board, &live, &records);
+                records = read_records(Some(outbox), &poll, board, records).await;
+                show(board, &page, &live, &records);
                 tell_other_tabs(channel.as_ref());
                 match next {
                     Some(at) => {
@@ -183,9 +223,10 @@ async fn run(
                 }
             }
             Event::OutboxChanged => {
-                records = outbox.records(poll.id).await.map_err(|e| e.to_string())?;
-                show(board, &live, &records);
+                records = read_records(outbox.as_ref(), &poll, board, records).await;
+                show(board, &page, &live, &records);
             }
+            Event::Clock => tick(board, &page, &window, &mut clock, &events),
             Event::Live(text) => {
                 if let Ok(message) = serde_json::from_str::<LiveMessage>(&text) {
                     // Counts are absolute and versioned: an old or replayed
@@ -193,7 +234,7 @@ async fn run(
                     if message.version >= live_version && message.counts.len() == live.len() {
                         live_version = message.version;
                         live = message.counts;
-                        show(board, &live, &records);
+                        show(board, &page, &live, &records);
                     }
                 }
             }
@@ -216,6 +257,7 @@ async fn run(
                 }
             }
             Event::SaveReceipts => {
+                let Some(outbox) = &outbox else { continue };
                 if let Ok(json) = outbox.receipts_json(Some(poll.id)).await {
                     save_file(
                         &window,
@@ -229,20 +271,105 @@ async fn run(
     Ok(())
 }
 
+/// The keys of the nodes the page trusts for receipts; malformed ones are
+/// left out (the renderer checks them, so there are none).
+fn trusted_nodes(page: &PollPage) -> Vec<PublicKey> {
+    page.trusted_nodes
+        .iter()
+        .filter_map(|key| key.parse().ok())
+        .collect()
+}
+
+/// What the page says when IndexedDB is refused (private mode, blocked
+/// storage, a broken profile).
+fn storage_refused(voting: bool, reason: &str) -> String {
+    if voting {
+        format!(
+            "This browser refuses to store data here ({reason}), so a vote could not be kept \
+             until it is confirmed: voting is off. The live counts still work."
+        )
+    } else {
+        format!(
+            "Your own votes are not available: this browser refuses to store data here \
+             ({reason}). The live counts still work."
+        )
+    }
+}
+
+/// The voter's records for the poll, or `kept` (with the problem shown) if
+/// the outbox cannot be read now.
+async fn read_records(
+    outbox: Option<&Outbox>,
+    poll: &crdt::Poll,
+    board: Board<'_>,
+    kept: Vec<Record>,
+) -> Vec<Record> {
+    let Some(outbox) = outbox else {
+        return kept;
+    };
+    match outbox.records(poll.id).await {
+        Ok(records) => records,
+        Err(e) => {
+            board
+                .problem
+                .set(format!("Your votes in this browser could not be read: {e}"));
+            kept
+        }
+    }
+}
+
+/// Reads the clock into the board and sets a timer for the poll's next
+/// opening or closing, so the buttons follow the poll's window.
+fn tick(
+    board: Board<'_>,
+    page: &PollPage,
+    window: &web_sys::Window,
+    timer: &mut Timer,
+    events: &UnboundedSender<Event>,
+) {
+    let now = js_sys::Date::now() as u64;
+    board.now.set(now);
+    match [page.opens_at, page.closes_at]
+        .into_iter()
+        .find(|&at| at > now)
+    {
+        // A little after the moment, so the clock has passed it then.
+        Some(at) => timer.set(window, at - now + 50, events, || Event::Clock),
+        None => timer.clear(window),
+    }
+}
+
 /// Shows the merged counts and the voter's latest vote.
-fn show(board: Board<'_>, live: &[u64], records: &[Record]) {
+fn show(board: Board<'_>, page: &PollPage, live: &[u64], records: &[Record]) {
     board.counts.set(outbox::displayed_counts(live, records));
+    let standing = records
+        .iter()
+        .filter(|r| r.state != State::Rejected)
+        .max_by_key(|r| r.seq);
     let latest = records.iter().max_by_key(|r| r.seq);
-    board.mine.set(latest.map(|r| Mine {
-        choice: r.choice as usize,
-        state: r.state.as_str(),
-        detail: detail(r),
+    board.mine.set(latest.map(|r| {
+        let mut detail = detail(r, page);
+        if let (State::Rejected, Some(earlier)) = (r.state, standing) {
+            let name = page.options.get(earlier.choice as usize);
+            detail.push_str(&format!(
+                " Your earlier vote, for {}, still stands.",
+                name.map_or("an option", String::as_str)
+            ));
+        }
+        Mine {
+            state: r.state.as_str(),
+            detail,
+        }
     }));
+    board.chosen.set(standing.map(|r| r.choice as usize));
+    board
+        .receipts
+        .set(records.iter().any(|r| r.state == State::Confirmed));
 }
 
 /// The line under the voter's vote: who confirmed it, why it was refused,
 /// or why it is still waiting.
-fn detail(record: &Record) -> String {
+fn detail(record: &Record, page: &PollPage) -> String {
     match record.state {
         State::Confirmed => record
             .receipt
@@ -252,8 +379,13 @@ fn detail(record: &Record) -> String {
         State::Rejected => record
             .refusal
             .as_ref()
-            .map(|r| format!("{} ({}).", r.message, r.code))
+            .map(|r| crate::pages::refusal_text(&r.code, page.opens_at, page.closes_at))
             .unwrap_or_default(),
+        State::Pending if record.untrusted_receipts > 0 => {
+            "A reply signed by a key that is not one of this poll's nodes did not confirm it; \
+             it will be sent again."
+                .to_string()
+        }
         State::Pending if record.attempts > 0 => {
             "It will be sent again automatically, even if you close this page.".to_string()
         }

@@ -8,9 +8,14 @@
 //! | `/ok`       | 200 with a valid receipt for the vote                   |
 //! | `/forged`   | 200 with a receipt whose signature is broken            |
 //! | `/mismatch` | 200 with a valid receipt for another entry              |
+//! | `/stranger` | 200 with a valid receipt signed by a key not the node's |
 //! | `/reject`   | 422 `bad_signature`                                     |
 //! | `/busy`     | 429 `rate_limited`, `Retry-After: 120`                  |
 //! | `/down`     | 503 `storage_unavailable`                               |
+//! | `/html403`  | 403 with an HTML page, as a proxy's filter answers      |
+//! | `/html413`  | 413 with an HTML page, as a proxy's body limit answers  |
+//! | `/unknown`  | 422 JSON error with a code no node or relay sends       |
+//! | `/early`    | 425 with an HTML page and `Retry-After: 30`             |
 //!
 //! `/v1/...` with no prefix behaves as `/ok/v1/...`, so a page served by the
 //! stub (`GET` of any other path reads the directory given as the second
@@ -40,6 +45,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const NODE_SEED: [u8; 32] = [5; 32];
+/// Signs the `/stranger` receipts: a valid key, but not the node's.
+const STRANGER_SEED: [u8; 32] = [6; 32];
 const REGISTRAR_SEED: [u8; 32] = [9; 32];
 const BITS: u8 = 8;
 const MAX_BODY: usize = 64 * 1024;
@@ -62,6 +69,15 @@ fn answer(status: u16, body: Value) -> Answer {
 
 fn error(status: u16, code: &str, message: &str) -> Answer {
     answer(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn html(status: u16, text: &str) -> Answer {
+    Answer {
+        status,
+        content_type: "text/html; charset=utf-8",
+        headers: Vec::new(),
+        body: format!("<!doctype html><title>{status}</title><h1>{text}</h1>").into_bytes(),
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -191,6 +207,17 @@ fn vote(mode: &str, poll: PollId, body: &str) -> Answer {
             stored(receipt)
         }
         "mismatch" => stored(Receipt::sign(&node, poll, EntryHash([0; 32]), now)),
+        "stranger" => {
+            let stranger = SecretKey::from_seed(&STRANGER_SEED);
+            stored(Receipt::sign(&stranger, poll, vote.hash(), now))
+        }
+        "html403" => html(403, "Access denied by the gateway"),
+        "html413" => html(413, "Request entity too large"),
+        "unknown" => error(422, "policy_violation", "a code no node sends"),
+        "early" => Answer {
+            headers: vec![("retry-after", "30".into())],
+            ..html(425, "Too early")
+        },
         "reject" => error(422, "bad_signature", "vote signature does not verify"),
         "busy" => Answer {
             headers: vec![("retry-after", "120".into())],
@@ -238,7 +265,8 @@ fn nonce() -> [u8; 16] {
     now.to_le_bytes()
 }
 
-/// A pending record of a vote by the voter seed `[3; 32]`.
+/// A pending record of a vote by the voter seed `[3; 32]`, trusting the
+/// stub's node key.
 fn pending_fixture() -> Value {
     let voter = SecretKey::from_seed(&[3; 32]);
     let vote = VoteBody {
@@ -251,7 +279,8 @@ fn pending_fixture() -> Value {
         credential: None,
     }
     .sign(&voter);
-    serde_json::to_value(outbox::Record::pending(vote)).unwrap_or(Value::Null)
+    let node = SecretKey::from_seed(&NODE_SEED).public();
+    serde_json::to_value(outbox::Record::pending(vote, &[node])).unwrap_or(Value::Null)
 }
 
 /// A file of the web directory; `/` is `index.html`.

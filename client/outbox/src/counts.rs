@@ -51,7 +51,7 @@ mod tests {
         .sign(&voter);
         Record {
             state,
-            ..Record::pending(vote)
+            ..Record::pending(vote, &[])
         }
     }
 

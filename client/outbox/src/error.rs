@@ -67,6 +67,13 @@ pub enum CastError {
         /// This voter's key.
         voter: PublicKey,
     },
+    /// No node is trusted to confirm the vote: no receipt could ever
+    /// confirm it, so it is not cast.
+    #[error("no regional node is trusted to confirm a vote on poll {poll}")]
+    NoTrustedNode {
+        /// The poll.
+        poll: PollId,
+    },
     /// The voter's pending record could not be stored.
     #[error(transparent)]
     Store(#[from] StoreError),

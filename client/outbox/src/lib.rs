@@ -1,13 +1,16 @@
 //! The voter's side of votemesh in the browser.
 //!
 //! A vote is signed with the voter's key and written to IndexedDB as
-//! *pending* before any request is made ([`Outbox::cast`]). A flush sends
-//! every pending vote to the edge relay ([`Outbox::flush`]); only a node's
-//! receipt that verifies and names the vote makes it *confirmed*, and only a
-//! definitive refusal (a 4xx other than 404, 408 and 429) makes it
-//! *rejected*. Anything else keeps it pending and schedules the next attempt
-//! with capped exponential backoff and full jitter ([`retry_delay_ms`]). A
-//! vote never expires: it stays pending until one of those two answers.
+//! *pending* before any request is made ([`Outbox::cast`]), with the keys of
+//! the regional nodes the poll's page trusts. A flush sends every pending
+//! vote to the edge relay ([`Outbox::flush`]); only a receipt that names the
+//! vote, comes from one of those nodes and verifies makes it *confirmed*
+//! ([`check_receipt`]): a receipt signed by any other key, as a hostile proxy
+//! would answer, confirms nothing. Only a node's or relay's JSON refusal of
+//! the vote itself ([`REFUSAL_CODES`]) makes it *rejected*. Anything else
+//! keeps it pending and schedules the next attempt with capped exponential
+//! backoff and full jitter ([`retry_delay_ms`]). A vote never expires: it
+//! stays pending until one of those two answers.
 //!
 //! The page and the service worker run the same code on the same database:
 //! flushes may overlap freely. [`displayed_counts`] merges live counts with
@@ -21,6 +24,7 @@
 //! use crdt::{PollId, SecretKey, VoteBody, VoteId};
 //! use outbox::{classify, displayed_counts, Outcome, Record, Reply, State};
 //!
+//! let node = SecretKey::from_seed(&[5; 32]).public();
 //! let voter = SecretKey::from_seed(&[1; 32]);
 //! let vote = VoteBody {
 //!     poll: PollId([7; 32]),
@@ -32,12 +36,12 @@
 //!     credential: None,
 //! }
 //! .sign(&voter);
-//! let mut record = Record::pending(vote);
+//! let mut record = Record::pending(vote, &[node]);
 //! assert_eq!(displayed_counts(&[4, 4], &[record.clone()]), vec![4, 5]);
 //!
 //! // The relay is down: the vote stays pending, to be retried later.
 //! let down = Reply { status: 503, retry_after: Some("5"), body: "" };
-//! let outcome = classify(&record.vote, down);
+//! let outcome = classify(&record.vote, &record.trusted, down);
 //! assert!(matches!(outcome, Outcome::Retry(_)));
 //! record.apply(&outcome, 10_000, 0.5);
 //! assert_eq!((record.state, record.attempts), (State::Pending, 1));
@@ -65,6 +69,6 @@ pub use error::{CastError, CredentialError, FlushError, OpenError, StoreError};
 pub use pow::{accept_credential, check_credential, leading_zero_bits, Challenge, MAX_BITS};
 pub use record::{receipts_json, Record, State};
 pub use reply::{
-    check_receipt, classify, network_failure, CheckedReceipt, Outcome, ReceiptError, Refusal,
-    Reply, Retry,
+    check_receipt, check_trusted, classify, is_refusal_code, network_failure, CheckedReceipt,
+    Outcome, ReceiptError, Refusal, Reply, Retry, REFUSAL_CODES,
 };

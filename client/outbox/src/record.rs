@@ -9,8 +9,12 @@
 //! Confirmed is final. A refusal never outranks a receipt: if one tab records
 //! a refusal and another then holds a node's signature for the same entry,
 //! the signature is the stronger fact.
+//!
+//! A record carries the keys of the nodes whose receipts may confirm it,
+//! taken from the poll's page when the vote was cast: whoever sends it later
+//! (another tab, the service worker with no page open) applies the same rule.
 
-use crdt::{EntryHash, PollId, Receipt, Vote};
+use crdt::{EntryHash, PollId, PublicKey, Receipt, Vote};
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::{retry_delay_ms, MAX_RETRY_AFTER_MS};
@@ -54,6 +58,10 @@ pub struct Record {
     pub cast_at: u64,
     /// The signed vote, exactly as sent.
     pub vote: Vote,
+    /// The nodes whose receipt confirms it (sorted, no duplicates): the
+    /// regional nodes the poll's page named. Empty confirms nothing.
+    #[serde(default)]
+    pub trusted: Vec<PublicKey>,
     /// Where it stands.
     pub state: State,
     /// Failed attempts so far.
@@ -68,6 +76,10 @@ pub struct Record {
     pub hold_until: u64,
     /// Why the last attempt failed, while pending.
     pub last_failure: Option<String>,
+    /// Answers that carried a receipt from a node not in `trusted`: a sign
+    /// of a hostile or broken path between this browser and the nodes.
+    #[serde(default)]
+    pub untrusted_receipts: u32,
     /// The node's receipt, once confirmed.
     pub receipt: Option<Receipt>,
     /// Why it was refused, once rejected.
@@ -75,9 +87,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// A new pending record for `vote`, due at once.
-    pub fn pending(vote: Vote) -> Record {
+    /// A new pending record for `vote`, due at once, which a receipt from
+    /// one of the `trusted` nodes confirms.
+    pub fn pending(vote: Vote, trusted: &[PublicKey]) -> Record {
         let body = vote.body();
+        let mut trusted = trusted.to_vec();
+        trusted.sort();
+        trusted.dedup();
         Record {
             entry: vote.hash(),
             poll: body.poll,
@@ -89,6 +105,8 @@ impl Record {
             next_attempt_at: 0,
             hold_until: 0,
             last_failure: None,
+            untrusted_receipts: 0,
+            trusted,
             receipt: None,
             refusal: None,
             vote,
@@ -105,6 +123,21 @@ impl Record {
     /// pending vote, unless a relay asked to wait longer.
     pub fn is_due_now(&self, now_ms: u64) -> bool {
         self.state == State::Pending && self.hold_until <= now_ms
+    }
+
+    /// Adds `keys` to the nodes trusted for a pending record (a newer page
+    /// of the same poll may name more nodes). Never removes one, so two tabs
+    /// holding pages of different ages cannot take turns undoing each other.
+    /// Returns whether the record changed.
+    pub fn trust(&mut self, keys: &[PublicKey]) -> bool {
+        if self.state != State::Pending {
+            return false;
+        }
+        let before = self.trusted.len();
+        self.trusted.extend_from_slice(keys);
+        self.trusted.sort();
+        self.trusted.dedup();
+        self.trusted.len() != before
     }
 
     /// Applies what an attempt at `now_ms` established; `jitter` is a uniform
@@ -139,6 +172,9 @@ impl Record {
                     now_ms.saturating_add(asked.min(MAX_RETRY_AFTER_MS))
                 });
                 self.last_failure = Some(retry.reason.clone());
+                if retry.untrusted_node.is_some() {
+                    self.untrusted_receipts = self.untrusted_receipts.saturating_add(1);
+                }
                 true
             }
             (State::Rejected, _) => false,
@@ -178,19 +214,25 @@ mod tests {
             credential: None,
         }
         .sign(&voter);
-        Record::pending(vote)
+        Record::pending(vote, &[node()])
+    }
+
+    fn node() -> PublicKey {
+        SecretKey::from_seed(&[5; 32]).public()
     }
 
     fn confirmed(record: &Record) -> Outcome {
         let node = SecretKey::from_seed(&[5; 32]);
         let receipt = Receipt::sign(&node, record.poll, record.entry, 2_000);
-        Outcome::Confirmed(check_receipt(&record.vote, receipt).expect("valid receipt"))
+        let checked = check_receipt(&record.vote, receipt, &record.trusted);
+        Outcome::Confirmed(checked.expect("valid receipt"))
     }
 
     fn retry(after: Option<u64>) -> Outcome {
         Outcome::Retry(Retry {
             reason: "network error: offline".into(),
             retry_after_ms: after,
+            untrusted_node: None,
         })
     }
 
@@ -318,6 +360,57 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0]["receipt"]["entry"], done.entry.to_string());
         assert_eq!(list[0]["vote"]["seq"], 1);
+    }
+
+    #[test]
+    fn a_receipt_from_an_untrusted_node_is_counted_and_retried() {
+        let mut r = record();
+        let stranger = SecretKey::from_seed(&[6; 32]);
+        let receipt = Receipt::sign(&stranger, r.poll, r.entry, 2_000);
+        let body = serde_json::json!({ "receipt": receipt }).to_string();
+        let reply = crate::Reply {
+            status: 200,
+            retry_after: None,
+            body: &body,
+        };
+        let outcome = crate::classify(&r.vote, &r.trusted, reply);
+
+        assert!(r.apply(&outcome, 10_000, 0.5));
+
+        assert_eq!(
+            (r.state, r.attempts, r.untrusted_receipts),
+            (State::Pending, 1, 1)
+        );
+        assert_eq!(r.receipt, None);
+        assert!(r.is_due(r.next_attempt_at));
+    }
+
+    #[test]
+    fn trust_only_adds_keys_and_only_to_pending_votes() {
+        let mut r = record();
+        let other = SecretKey::from_seed(&[6; 32]).public();
+
+        assert!(r.trust(&[other, node()]));
+        assert!(!r.trust(&[node()]), "nothing new");
+        assert_eq!(r.trusted.len(), 2);
+        assert!(r.trusted.windows(2).all(|w| w[0] < w[1]), "sorted");
+
+        let mut done = record();
+        done.apply(&confirmed(&done), 1, 0.0);
+        assert!(!done.trust(&[other]));
+        assert_eq!(done.trusted, vec![node()]);
+    }
+
+    #[test]
+    fn a_record_stored_before_trusted_keys_reads_with_none() {
+        let mut json = serde_json::to_value(record()).expect("serialize");
+        let fields = json.as_object_mut().expect("object");
+        fields.remove("trusted");
+        fields.remove("untrusted_receipts");
+
+        let old: Record = serde_json::from_value(json).expect("parse");
+
+        assert_eq!((old.trusted.len(), old.untrusted_receipts), (0, 0));
     }
 
     #[test]

@@ -20,6 +20,11 @@ extern "C" {
     pub(crate) fn abort_after(ms: u32) -> Result<web_sys::AbortSignal, JsValue>;
 }
 
+/// Writes a warning to the console of the page or the worker.
+pub(crate) fn warn(message: &str) {
+    web_sys::console::warn_1(&JsValue::from_str(message));
+}
+
 /// The text of a thrown JavaScript value, for error messages.
 pub(crate) fn text(value: &JsValue) -> String {
     if let Some(error) = value.dyn_ref::<js_sys::Error>() {

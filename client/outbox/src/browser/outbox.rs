@@ -35,6 +35,9 @@ pub struct FlushReport {
     pub rejected: u32,
     /// Of those, still pending after a failure.
     pub retrying: u32,
+    /// Of those, answered with a receipt from a node not trusted for the
+    /// vote (so still pending): a hostile or broken path to the nodes.
+    pub untrusted: u32,
     /// Records pending after the flush, due or not.
     pub pending: u32,
     /// The earliest next attempt among them (unix ms): when to flush again.
@@ -78,15 +81,25 @@ impl Outbox {
         self.key.public()
     }
 
-    /// Signs a vote for `choice` and stores it as pending before returning.
+    /// Signs a vote for `choice` and stores it as pending before returning,
+    /// with the `trusted` nodes, the only ones whose receipt confirms it.
     /// Sends nothing: call [`Outbox::flush`] next.
     ///
     /// Its `seq` is one more than any this outbox holds for the poll, so a
     /// second cast changes the vote. The credential held for the poll, if
     /// any, is attached. The poll's time window is left to the node (the
     /// device clock may be wrong); a vote outside it ends up rejected.
-    pub async fn cast(&self, poll: &Poll, choice: u32, now_ms: u64) -> Result<Record, CastError> {
+    pub async fn cast(
+        &self,
+        poll: &Poll,
+        choice: u32,
+        now_ms: u64,
+        trusted: &[PublicKey],
+    ) -> Result<Record, CastError> {
         let voter = self.voter();
+        if trusted.is_empty() {
+            return Err(CastError::NoTrustedNode { poll: poll.id });
+        }
         if choice as usize >= poll.option_count() {
             return Err(CastError::UnknownOption {
                 poll: poll.id,
@@ -124,7 +137,7 @@ impl Outbox {
             credential,
         };
         let record = store::insert_next(&self.db, poll.id, |seq| {
-            Record::pending(body(seq).sign(&self.key))
+            Record::pending(body(seq).sign(&self.key), trusted)
         })
         .await?;
 
@@ -134,6 +147,28 @@ impl Outbox {
             "entry": record.entry,
         }));
         Ok(record)
+    }
+
+    /// Adds `trusted` to the nodes trusted for this voter's pending votes on
+    /// `poll` (see [`Record::trust`]): a page names the nodes it trusts
+    /// when it opens, and votes cast from an older page gain the newer
+    /// page's nodes. Returns how many records changed.
+    pub async fn trust(&self, poll: PollId, trusted: &[PublicKey]) -> Result<u32, StoreError> {
+        let mut changed = 0;
+        for record in store::records(&self.db, Some(poll)).await? {
+            if record.state != State::Pending || trusted.iter().all(|k| record.trusted.contains(k))
+            {
+                continue;
+            }
+            let mut added = false;
+            store::update(&self.db, record.entry, |r| {
+                added = r.trust(trusted);
+                added
+            })
+            .await?;
+            changed += u32::from(added);
+        }
+        Ok(changed)
     }
 
     /// Sends every pending vote whose backoff has expired to
@@ -172,6 +207,18 @@ impl Outbox {
         let mut report = FlushReport::default();
         for record in due {
             let outcome = self.send(origin, &record).await?;
+            if let crate::Outcome::Retry(crate::Retry {
+                untrusted_node: Some(node),
+                ..
+            }) = &outcome
+            {
+                report.untrusted += 1;
+                js::warn(&format!(
+                    "votemesh: a reply for vote {} carried a receipt signed by {node}, \
+                     which is not a trusted node: the vote stays pending and is sent again",
+                    record.entry.short()
+                ));
+            }
             let stored = store::update(&self.db, record.entry, |r| {
                 r.apply(&outcome, js::now_ms(), js::jitter())
             })
@@ -207,6 +254,7 @@ impl Outbox {
         match net::post_json(&url, &body).await {
             Ok(reply) => Ok(classify(
                 &record.vote,
+                &record.trusted,
                 Reply {
                     status: reply.status,
                     retry_after: reply.retry_after.as_deref(),
