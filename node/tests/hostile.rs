@@ -308,7 +308,12 @@ async fn an_allowed_peer_sending_garbage_and_forgeries_is_refused_then_disconnec
         na.metric("votemesh_p2p_peers_disconnected_total").await >= 1.0
     })
     .await;
-    assert_eq!(connected(&na).await, 0);
+    // The node counts the strike-out before its own swarm has processed the
+    // closed connection, so its peer list may lag the counter for a moment.
+    wait_for(STEP, "the node lists no connected peer", || async {
+        connected(&na).await == 0
+    })
+    .await;
     let (entries, _, _) = mesh::state(&na, &poll).await.expect("node still serves");
     assert_eq!(entries, 0, "no forged entry stored");
 }
