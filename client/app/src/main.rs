@@ -13,6 +13,8 @@ mod pages;
 mod state;
 
 #[cfg(engine)]
+mod finish;
+#[cfg(engine)]
 mod publish;
 #[cfg(client)]
 mod voter;
