@@ -276,7 +276,7 @@ impl Page<'_> {
                 let close = self.script(end)?;
                 self.out.push_str(&self.html[self.copied..close]);
                 self.copied = close;
-                let digest = sha2::Sha256::digest(self.out[start..].as_bytes());
+                let digest = sha2::Sha256::digest(&self.out.as_bytes()[start..]);
                 self.script_hashes.push(base64(&digest));
                 Ok(close)
             }

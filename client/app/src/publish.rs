@@ -281,6 +281,9 @@ fn swap(staged: &Path, out: &Path, replaced: &Path) -> Result<(), PublishError> 
     })
 }
 
+/// One rendering of a set of polls (a stand-in in tests).
+type Attempt<'a, V> = dyn FnMut(&BTreeMap<String, V>) -> Result<(), Failure> + 'a;
+
 /// Why one rendering attempt failed.
 enum Failure {
     /// The pages of these polls were refused: `(id, reason)`.
@@ -296,7 +299,7 @@ enum Failure {
 /// fails as a whole, the polls that fail alone are found by halving.
 fn render<V: Clone>(
     mut polls: BTreeMap<String, V>,
-    attempt: &mut dyn FnMut(&BTreeMap<String, V>) -> Result<(), Failure>,
+    attempt: &mut Attempt<'_, V>,
 ) -> Result<usize, PublishError> {
     let mut attempts = 0;
     let mut attempt = |polls: &BTreeMap<String, V>| {
@@ -353,7 +356,7 @@ fn render<V: Clone>(
 /// fail to render on their own, found by halving.
 fn isolate<V: Clone>(
     polls: &BTreeMap<String, V>,
-    attempt: &mut dyn FnMut(&BTreeMap<String, V>) -> Result<(), Failure>,
+    attempt: &mut Attempt<'_, V>,
 ) -> Result<Vec<(String, String)>, PublishError> {
     let middle = polls.len() / 2;
     let first: BTreeMap<_, _> = polls
