@@ -36,6 +36,9 @@ use crate::state::PollPage;
 /// The file that marks a directory this command made (and may replace).
 pub(crate) const SITE_MARKER: &str = ".votemesh-site";
 
+/// The element Perseus fills with each page's content, found by text.
+const PERSEUS_ROOT: [&str; 2] = ["<div id=\"root\">", "<div id='root'>"];
+
 /// Most renderings one publication may run while it isolates the polls
 /// that fail: one when all is well, a few more per failing poll.
 const MAX_ATTEMPTS: usize = 64;
@@ -555,6 +558,20 @@ fn poll_page(
     poll.verify()
         .map_err(|e| (place(), format!("not a valid signed poll: {e}")))?;
     let id = poll.id.to_string();
+    let draft = &poll.draft;
+    // Perseus puts each page's content after every `<div id="root">`
+    // (or `'root'`) of the page by replacing text, wherever that text is:
+    // in an organizer's words it would land inside the inline state or an
+    // attribute.
+    if let Some(text) = std::iter::once(&draft.title)
+        .chain(&draft.options)
+        .find(|text| PERSEUS_ROOT.iter().any(|root| text.contains(root)))
+    {
+        return Err((
+            id,
+            format!("{text:?} holds the page root marker, which Perseus would replace"),
+        ));
+    }
     let bad_tally = |reason: &str| (id.clone(), format!("its tally does not fit it: {reason}"));
     if entry.tally["poll"].as_str() != Some(id.as_str()) {
         return Err(bad_tally("it names another poll"));
@@ -573,7 +590,6 @@ fn poll_page(
             "the number of counts differs from the number of options",
         ));
     }
-    let draft = &poll.draft;
     Ok(PollPage {
         id: id.clone(),
         poll: entry.poll,
@@ -890,11 +906,12 @@ mod tests {
                 .map(|p| entry(p, &[0; 3][..p.option_count()])),
         );
         entries.push(serde_json::json!({ "poll": forged, "tally": {} }));
+        entries.push(entry(&signed("Root", &["<div id='root'>", "b"]), &[0, 0]));
         entries.push(entry(&plain, &[1]));
 
         let report = run(&dir, entries, &out).unwrap();
 
-        assert_eq!((report.published, report.skipped), (4, 2));
+        assert_eq!((report.published, report.skipped), (4, 3));
         let page = |kind: &str, poll: &crdt::Poll| {
             fs::read_to_string(out.join(kind).join(poll.id.to_string()).join("index.html")).unwrap()
         };
