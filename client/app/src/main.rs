@@ -15,6 +15,8 @@ mod state;
 #[cfg(engine)]
 mod finish;
 #[cfg(engine)]
+mod isolate;
+#[cfg(engine)]
 mod publish;
 #[cfg(client)]
 mod voter;
