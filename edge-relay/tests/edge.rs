@@ -567,3 +567,89 @@ async fn a_failed_rendering_leaves_no_scratch_file_and_its_warnings_are_logged()
         .collect();
     assert_eq!(left, vec!["site".to_string()], "only the web dir is left");
 }
+
+#[tokio::test]
+async fn a_poll_the_nodes_cannot_give_is_left_out_and_the_others_rendered() {
+    use axum::routing::get;
+    let dir = tempfile::tempdir().unwrap();
+    let good = poll("given");
+    let broken = poll("broken");
+    // A node that lists three polls but gives one of them only: one listed id
+    // is malformed, another's tally fails.
+    let (good_json, good_id) = (serde_json::to_value(&good).unwrap(), good.id.to_string());
+    let broken_id = broken.id.to_string();
+    let list = json!([{ "id": good_id }, { "id": "not-an-id" }, { "id": broken_id }]);
+    let tally = json!({ "poll": good_id, "counts": [1, 2, 3], "entries": 6, "digest": "00" });
+    let app = axum::Router::new()
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/v1/polls", get(move || async move { axum::Json(list) }))
+        .route(
+            &format!("/v1/polls/{good_id}"),
+            get(move || async move { axum::Json(good_json) }),
+        )
+        .route(
+            &format!("/v1/polls/{good_id}/tally"),
+            get(move || async move { axum::Json(tally) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let record = dir.path().join("site.json");
+    let build = fake_build(dir.path(), &format!("cat \"$3\" > '{}'", record.display()));
+    let web = dir.path().join("site");
+    let log = dir.path().join("relay.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_votemesh-relay"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--retries", "0"])
+        .arg("--node")
+        .arg(format!("http://{node_addr}"))
+        .args([
+            "--pages",
+            build.to_str().unwrap(),
+            "--web-dir",
+            web.to_str().unwrap(),
+        ])
+        .args(["--publish-interval-secs", "3600"]);
+    let _relay = spawn_relay(command, &log);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !record.exists() {
+        assert!(std::time::Instant::now() < deadline, "no rendering");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let site: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let ids: Vec<&str> = site["polls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["poll"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![good_id.as_str()]);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("not-an-id"), "{logged}");
+    assert!(logged.contains(&broken_id), "{logged}");
+}
+
+/// A relay process from `command`, killed when dropped (its stderr to `log`).
+fn spawn_relay(mut command: std::process::Command, log: &std::path::Path) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    let child = command
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    KillOnDrop(child)
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
