@@ -152,11 +152,12 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, Serialize, clap::Parser)]
 #[command(name = "votemesh-relay", version)]
 pub struct RunArgs {
-    /// TOML config file with any of the keys listen, nodes, node_keys, log_format,
-    /// web_dir, registrar_key, cors_origins, body_limit, request_timeout_ms,
-    /// ip_rate, ip_burst, poll_rate, poll_burst, retries, backoff_ms,
-    /// hedge_after_ms, health_interval_ms, pow_bits, challenge_ttl_secs,
-    /// heartbeat_secs, shutdown_timeout_secs, max_challenges.
+    /// TOML config file with any of the keys listen, nodes, node_keys,
+    /// log_format, web_dir, pages, publish_interval_secs, registrar_key,
+    /// cors_origins, body_limit, request_timeout_ms, ip_rate, ip_burst,
+    /// poll_rate, poll_burst, retries, backoff_ms, hedge_after_ms,
+    /// health_interval_ms, pow_bits, challenge_ttl_secs, heartbeat_secs,
+    /// shutdown_timeout_secs, max_challenges.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -200,9 +201,14 @@ pub struct RunArgs {
 
     /// The browser build made by client/build.sh (bin/votemesh-client and
     /// assets/). With it, the relay renders a poll page and a live results
-    /// page for every poll its nodes hold into --web-dir (created if
-    /// missing), with the counts of the moment, at start and then every
-    /// --publish-interval-secs. [env: VOTEMESH_RELAY_PAGES] [default: none]
+    /// page for every poll its nodes hold into --web-dir, with the counts of
+    /// the moment, at start and then every --publish-interval-secs. Each
+    /// rendering REPLACES the whole --web-dir, so it must be missing
+    /// (created), empty, or made by an earlier rendering (it holds a
+    /// .votemesh-site file); any other directory is refused at start, never
+    /// deleted. The renderer works beside it (.publish-*, .site-*.json), so
+    /// its parent must be writable. A poll that cannot be rendered is left
+    /// out, with a warning naming it. [env: VOTEMESH_RELAY_PAGES] [default: none]
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages: Option<PathBuf>,
@@ -470,6 +476,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("\"zz\" is not a public key"), "{bad}");
+    }
+
+    #[test]
+    fn the_help_lists_every_config_key() {
+        use clap::CommandFactory;
+        let command = RunArgs::command();
+        let config = command
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .unwrap();
+        let help = config.get_help().unwrap().to_string();
+        let words: Vec<&str> = help
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+            .collect();
+        for key in KEYS {
+            assert!(
+                words.contains(&key),
+                "--config help does not name {key}: {help}"
+            );
+        }
     }
 
     #[test]

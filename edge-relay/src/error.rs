@@ -35,6 +35,43 @@ pub enum StartError {
         /// The directory.
         path: PathBuf,
     },
+    /// `--pages` does not name a browser build.
+    #[error("pages {}: {reason}", path.display())]
+    Pages {
+        /// The build directory given.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// The web directory to render into holds files the renderer did not
+    /// make; they would be deleted at the first rendering.
+    #[error(
+        "web dir {} is not empty and was not made by the page renderer (it has no \
+         .votemesh-site file): --pages replaces the whole directory at each rendering, \
+         so give an empty or new directory",
+        path.display()
+    )]
+    WebDirNotOurs {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The web directory could not be created or read.
+    #[error("web dir {}: {source}", path.display())]
+    WebDirCreate {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The renderer works and swaps beside the web directory: its parent
+    /// must take new files.
+    #[error("cannot write in {}, where the pages are rendered before they replace the web dir: {source}", path.display())]
+    WebDirParent {
+        /// The parent directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The HTTP client for the nodes could not be built.
     #[error("http client: {0}")]
     Client(#[from] reqwest::Error),

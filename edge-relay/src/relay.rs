@@ -29,20 +29,23 @@ pub struct Relay {
     state: AppState,
     closing: watch::Sender<bool>,
     config: Config,
+    pages: Option<crate::publish::Pages>,
 }
 
 impl Relay {
-    /// Reads the registrar key, checks the web directory, builds the node
-    /// client and binds the listener.
+    /// Reads the registrar key, checks the web directory (and, with
+    /// `pages`, the browser build, and that the web directory is the
+    /// renderer's to replace), builds the node client and binds the listener.
     pub async fn start(config: &Config) -> Result<Relay, StartError> {
         let config = config.clone().check()?;
         let registrar = match &config.registrar_key {
             Some(path) => Some(read_key(path)?),
             None => None,
         };
-        if let (Some(_), Some(dir)) = (&config.pages, &config.web_dir) {
-            std::fs::create_dir_all(dir).map_err(|_| StartError::WebDir { path: dir.clone() })?;
-        }
+        let pages = match (&config.pages, &config.web_dir) {
+            (Some(build), Some(dir)) => Some(crate::publish::Pages::check(build, dir)?),
+            _ => None,
+        };
         let web = match &config.web_dir {
             Some(dir) if dir.is_dir() => Some(crate::web::router(dir)),
             Some(dir) => return Err(StartError::WebDir { path: dir.clone() }),
@@ -91,6 +94,7 @@ impl Relay {
             state,
             closing,
             config,
+            pages,
         })
     }
 
@@ -108,15 +112,14 @@ impl Relay {
         tracing::info!(addr = %self.addr, nodes = ?self.config.nodes, "listening");
         let shared = self.state.0.clone();
         let health = tokio::spawn(shared.upstreams.clone().check_health());
-        let publishing = match (&self.config.pages, &self.config.web_dir) {
-            (Some(build), Some(site)) => Some(tokio::spawn(crate::publish::every(
+        let publishing = self.pages.map(|pages| {
+            tokio::spawn(crate::publish::every(
                 shared.upstreams.clone(),
                 shared.metrics.clone(),
-                crate::publish::Pages::new(build, site),
+                pages,
                 std::time::Duration::from_secs(self.config.publish_interval_secs),
-            ))),
-            _ => None,
-        };
+            ))
+        });
         let pruning = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PRUNE_EVERY);
             loop {

@@ -13,6 +13,11 @@
 //! A page's address has no extension: `/poll/<id>` is served from
 //! `poll/<id>/index.html` where that file exists, without a redirect (a
 //! service worker cannot use a redirected response for a navigation).
+//! Nothing here redirects: a directory without its `index.html`, or named
+//! without its trailing slash, is a 404, so no address (`//host` included)
+//! sends a browser elsewhere. Addresses no file can have (an empty or
+//! over-long segment) are 404s before the file system is asked, and every
+//! error is the relay's JSON error.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +36,10 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const HTML: &str = "public, max-age=60";
 const WORKER: &str = "no-cache";
 const OTHER: &str = "public, max-age=3600";
+/// Longest file name on the usual file systems, in bytes.
+const MAX_SEGMENT: usize = 255;
+/// Longest address path looked up at all; the site's are far shorter.
+const MAX_PATH: usize = 1024;
 
 /// A router serving `dir` for every path it is given.
 pub(crate) fn router(dir: &Path) -> Router {
@@ -57,6 +66,9 @@ async fn page_addresses(
     mut req: Request,
     next: Next,
 ) -> Response {
+    if !could_be_a_file(req.uri().path()) {
+        return not_found().await.into_response();
+    }
     if let Some(page) = page_file(&root, req.uri().path()) {
         let rewritten = match req.uri().query() {
             Some(query) => format!("{page}?{query}"),
@@ -67,6 +79,16 @@ async fn page_addresses(
         }
     }
     next.run(req).await
+}
+
+/// Whether a path could name a file of the site: no empty segment (`//`;
+/// the file service would answer `//poll` with a redirect to `//poll/`, an
+/// address on another host), no segment longer than a file name (the file
+/// system's error would be a 500), not absurdly long.
+fn could_be_a_file(path: &str) -> bool {
+    path.len() <= MAX_PATH
+        && !path.contains("//")
+        && path.split('/').all(|segment| segment.len() <= MAX_SEGMENT)
 }
 
 /// The `index.html` path behind an extensionless page address, if the file
@@ -99,8 +121,19 @@ pub(crate) async fn not_found() -> ApiError {
 async fn cache_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let mut response = next.run(req).await;
-    if response.status() == StatusCode::NOT_FOUND {
+    // The file service redirects a directory named without its slash; the
+    // site's pages are reached without one (see `page_addresses`), so such
+    // a directory has no page.
+    if response.status() == StatusCode::NOT_FOUND || response.status().is_redirection() {
         return not_found().await.into_response();
+    }
+    if response.status().is_server_error() {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the file could not be read",
+        )
+        .into_response();
     }
     if !response.status().is_success() {
         return response;
@@ -118,6 +151,10 @@ async fn cache_headers(req: Request, next: Next) -> Response {
     // The body depends on Accept-Encoding (precompressed copies included),
     // so shared caches must key on it.
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if worker {
         headers.insert("service-worker-allowed", HeaderValue::from_static("/"));
     }
@@ -173,6 +210,18 @@ mod tests {
         assert_eq!(page_file(&root, "/poll/abc%2e"), None);
         assert_eq!(page_file(&root, "/"), None);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn paths_no_file_can_have_are_told_apart() {
+        assert!(could_be_a_file("/poll/abc"));
+        assert!(could_be_a_file("/poll/abc/"));
+        assert!(could_be_a_file("/"));
+        assert!(!could_be_a_file("//poll"));
+        assert!(!could_be_a_file("/poll//abc"));
+        assert!(could_be_a_file(&format!("/{}", "a".repeat(255))));
+        assert!(!could_be_a_file(&format!("/{}", "a".repeat(256))));
+        assert!(!could_be_a_file(&"/a".repeat(600)));
     }
 
     #[test]

@@ -392,3 +392,267 @@ async fn metrics_count_answers_by_route_and_status_and_read_live_state() {
         );
     }
 }
+
+#[tokio::test]
+async fn web_addresses_never_redirect_and_bad_ones_get_json_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(web.join("poll/abc")).unwrap();
+    std::fs::write(web.join("poll/abc/index.html"), "<p>poll</p>").unwrap();
+    std::fs::write(web.join("index.html"), "<p>home</p>").unwrap();
+    let node = start_node(&dir.path().join("node"));
+    let args = [&NO_LIMITS[..], &["--web-dir", web.to_str().unwrap()]].concat();
+    let relay = start_relay(&[&node], &args, &dir.path().join("relay.log"));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        let request = client.get(format!("http://{}{}", relay.addr, path));
+        async move { request.send().await.unwrap() }
+    };
+
+    for path in [
+        // Protocol-relative: a redirect to `//poll/` would leave the site.
+        "//poll".to_string(),
+        "//poll/abc".to_string(),
+        // A directory without its index, named without its slash.
+        "/poll".to_string(),
+        // Longer than any file name.
+        format!("/{}", "a".repeat(300)),
+        format!("/poll/{}", "b".repeat(256)),
+        format!("/{}", "a/".repeat(600)),
+    ] {
+        let response = get(path.clone()).await;
+        assert!(
+            response.headers().get("location").is_none(),
+            "{path}: redirected"
+        );
+        let (status, body) = read(response).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    }
+    let page = get("/poll/abc".into()).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.text().await.unwrap(), "<p>poll</p>");
+}
+
+/// A stand-in for the browser build whose renderer runs `script` (sh).
+fn fake_build(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let build = dir.join("build");
+    std::fs::create_dir_all(build.join("bin")).unwrap();
+    std::fs::create_dir_all(build.join("assets/sw")).unwrap();
+    for asset in ["bundle.js", "bundle.wasm", "sw/sw.js"] {
+        std::fs::write(build.join("assets").join(asset), b"").unwrap();
+    }
+    let renderer = build.join("bin/votemesh-client");
+    std::fs::write(&renderer, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&renderer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    build
+}
+
+/// Runs a relay that is expected not to start; returns its stderr.
+fn relay_refuses(args: &[&str]) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_votemesh-relay"))
+        .args(["--listen", "127.0.0.1:0", "--node", "http://127.0.0.1:9"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the relay started with {args:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no listening line");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn pages_are_never_rendered_over_a_directory_the_renderer_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = fake_build(dir.path(), "exit 1");
+    let web = dir.path().join("home");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("notes.txt"), "mine").unwrap();
+    let (build_arg, web_arg) = (build.to_str().unwrap(), web.to_str().unwrap());
+
+    let error = relay_refuses(&["--pages", build_arg, "--web-dir", web_arg]);
+
+    assert!(error.contains(".votemesh-site"), "{error}");
+    assert!(error.contains(web_arg), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(web.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&web).unwrap().count(), 1);
+
+    // Not a browser build.
+    let error = relay_refuses(&["--pages", web_arg, "--web-dir", web_arg]);
+    assert!(error.contains("bin/votemesh-client"), "{error}");
+    // A web dir that cannot be made.
+    let blocked = web.join("notes.txt").join("site");
+    let error = relay_refuses(&["--pages", build_arg, "--web-dir", blocked.to_str().unwrap()]);
+    assert!(error.contains("web dir"), "{error}");
+}
+
+#[tokio::test]
+async fn a_failed_rendering_leaves_no_scratch_file_and_its_warnings_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    // Keeps the site file it was given, names a poll it leaves out, fails.
+    let script = format!(
+        "cat \"$3\" > '{}.site' && echo \"$@\" > '{}'\n\
+         echo 'warning: poll 00ff is not published: test reason' >&2\n\
+         echo 'error: boom' >&2\nexit 1",
+        record.display(),
+        record.display()
+    );
+    let build = fake_build(dir.path(), &script);
+    let parent = dir.path().join("www");
+    std::fs::create_dir_all(&parent).unwrap();
+    let web = parent.join("site");
+    let node = start_node(&dir.path().join("node"));
+    let poll = poll("rendered");
+    node.create_poll(&poll).await;
+    let log = dir.path().join("relay.log");
+    let args = [
+        &NO_LIMITS[..],
+        &[
+            "--pages",
+            build.to_str().unwrap(),
+            "--web-dir",
+            web.to_str().unwrap(),
+            "--publish-interval-secs",
+            "3600",
+        ],
+    ]
+    .concat();
+    let _relay = start_relay(&[&node], &args, &log);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let logged = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("pages not rendered") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rendering: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    let args = std::fs::read_to_string(&record).unwrap();
+    assert!(args.starts_with("publish --site "), "{args}");
+    assert!(args.contains(&format!("--out {}", web.display())), "{args}");
+    let site: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.site", record.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(site["polls"][0]["poll"]["id"], poll.id.to_string());
+    assert!(
+        logged.contains("poll 00ff is not published: test reason"),
+        "{logged}"
+    );
+    assert!(logged.contains("boom"), "{logged}");
+    let left: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["site".to_string()], "only the web dir is left");
+}
+
+#[tokio::test]
+async fn a_poll_the_nodes_cannot_give_is_left_out_and_the_others_rendered() {
+    use axum::routing::get;
+    let dir = tempfile::tempdir().unwrap();
+    let good = poll("given");
+    let broken = poll("broken");
+    // A node that lists three polls but gives one of them only: one listed id
+    // is malformed, another's tally fails.
+    let (good_json, good_id) = (serde_json::to_value(&good).unwrap(), good.id.to_string());
+    let broken_id = broken.id.to_string();
+    let list = json!([{ "id": good_id }, { "id": "not-an-id" }, { "id": broken_id }]);
+    let tally = json!({ "poll": good_id, "counts": [1, 2, 3], "entries": 6, "digest": "00" });
+    let app = axum::Router::new()
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/v1/polls", get(move || async move { axum::Json(list) }))
+        .route(
+            &format!("/v1/polls/{good_id}"),
+            get(move || async move { axum::Json(good_json) }),
+        )
+        .route(
+            &format!("/v1/polls/{good_id}/tally"),
+            get(move || async move { axum::Json(tally) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let record = dir.path().join("site.json");
+    let build = fake_build(dir.path(), &format!("cat \"$3\" > '{}'", record.display()));
+    let web = dir.path().join("site");
+    let log = dir.path().join("relay.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_votemesh-relay"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--retries", "0"])
+        .arg("--node")
+        .arg(format!("http://{node_addr}"))
+        // This stand-in node has no `GET /v1/node`: its key is pinned.
+        .arg("--node-key")
+        .arg(crdt::SecretKey::from_seed(&[6; 32]).public().to_string())
+        .args([
+            "--pages",
+            build.to_str().unwrap(),
+            "--web-dir",
+            web.to_str().unwrap(),
+        ])
+        .args(["--publish-interval-secs", "3600"]);
+    let _relay = spawn_relay(command, &log);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !record.exists() {
+        assert!(std::time::Instant::now() < deadline, "no rendering");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let site: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let ids: Vec<&str> = site["polls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["poll"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![good_id.as_str()]);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("not-an-id"), "{logged}");
+    assert!(logged.contains(&broken_id), "{logged}");
+}
+
+/// A relay process from `command`, killed when dropped (its stderr to `log`).
+fn spawn_relay(mut command: std::process::Command, log: &std::path::Path) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    let child = command
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    KillOnDrop(child)
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

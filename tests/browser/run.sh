@@ -25,9 +25,10 @@ cargo build --locked -p votemesh-node -p votemesh-relay
 echo "== browser build (client/build.sh)"
 bash client/build.sh
 
+# In the renderer's own profile: its dependencies are built once, for both.
 echo "== page renderer unit tests (--cfg engine)"
 RUSTFLAGS="--cfg=engine" CARGO_TARGET_DIR="$target/client-engine" \
-    cargo test --locked --manifest-path client/app/Cargo.toml
+    cargo test --locked --profile engine --manifest-path client/app/Cargo.toml
 
 echo "== outbox tests in Chromium (wasm-bindgen-test)"
 bash client/outbox/browser-tests.sh

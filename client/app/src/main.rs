@@ -13,6 +13,10 @@ mod pages;
 mod state;
 
 #[cfg(engine)]
+mod finish;
+#[cfg(engine)]
+mod isolate;
+#[cfg(engine)]
 mod publish;
 #[cfg(client)]
 mod voter;

@@ -257,7 +257,7 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
     let board = Board::new(cx, &page);
     let _control = create_ref(cx, start(cx, &page, board, false));
     let vote = format!("/poll/{}", page.id);
-    let total = create_memo(cx, move || board.counts.get().iter().sum::<u64>());
+    let total = create_memo(cx, move || total_of(&board.counts.get()));
 
     let rows = View::new_fragment(
         page.options
@@ -270,7 +270,7 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
                     let count = board.counts.get().get(i).copied().unwrap_or(0);
                     // Tenths of a percent, in integers: no float formatting
                     // code in the wasm.
-                    let permille = (count * 1000).checked_div(total).unwrap_or(0);
+                    let permille = permille(count, total);
                     format!("width:{}.{}%", permille / 10, permille % 10)
                 });
                 view! { cx,
@@ -325,6 +325,20 @@ fn index_page<G: Html>(cx: Scope, index: Index) -> View<G> {
             ul { (items) }
         }
     }
+}
+
+/// The votes counted, for display: a node's counts are not trusted to fit
+/// in a `u64` together, so the sum saturates rather than overflow.
+fn total_of(counts: &[u64]) -> u64 {
+    counts.iter().fold(0, |sum, &c| sum.saturating_add(c))
+}
+
+/// `count` in thousandths of `total`, at most 1000; 0 when there is none.
+fn permille(count: u64, total: u64) -> u64 {
+    let share = (u128::from(count) * 1000)
+        .checked_div(u128::from(total))
+        .unwrap_or(0);
+    share.min(1000) as u64
 }
 
 /// `4 December 2025, 13:05 UTC` from unix milliseconds.
@@ -421,7 +435,7 @@ pub(crate) fn error_views<G: Html>() -> ErrorViews<G> {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_time, refusal_text, window};
+    use super::{format_time, permille, refusal_text, total_of, window};
 
     #[test]
     fn a_refusal_is_told_in_words_without_raw_times() {
@@ -451,6 +465,16 @@ mod tests {
             );
             assert!(!text.contains(&closes.to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn totals_and_shares_of_huge_counts_do_not_overflow() {
+        assert_eq!(total_of(&[u64::MAX, 1, 2]), u64::MAX);
+        assert_eq!(total_of(&[3, 4]), 7);
+        assert_eq!(permille(u64::MAX, u64::MAX), 1000);
+        assert_eq!(permille(u64::MAX / 2, u64::MAX), 499);
+        assert_eq!(permille(1, 3), 333);
+        assert_eq!(permille(5, 0), 0);
     }
 
     #[test]
