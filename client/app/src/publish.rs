@@ -223,7 +223,9 @@ fn publish(args: &PublishArgs) -> Result<Report, PublishError> {
     std::env::set_current_dir(&work).map_err(|source| write_err(&work, source))?;
 
     let wanted = polls.len();
-    let published = render(polls, &mut |polls| attempt(&work, polls, &node_keys, &bundle))?;
+    let published = render(polls, &mut |polls| {
+        attempt(&work, polls, &node_keys, &bundle)
+    })?;
 
     let staged = work.join("dist/exported");
     bundle.install(&staged)?;
