@@ -43,6 +43,7 @@
 
 mod baseline;
 mod check;
+mod docs;
 mod net;
 mod plot;
 mod queue;
@@ -54,7 +55,7 @@ mod stats;
 mod sweep;
 mod trace;
 
-pub use baseline::{heal_comparison, HealCase, HealResult};
+pub use baseline::{heal_comparison, simulated_entry_bytes, Grouping, HealCase, HealResult};
 pub use check::{Check, Violation};
 pub use queue::{millis, secs, Micros};
 pub use report::{failure_report, write_outputs, Summary};
@@ -62,6 +63,6 @@ pub use scenario::{
     Burst, Clients, Fault, Link, Links, Reconnect, Scenario, Strategy, Sync, Topology, Votes,
 };
 pub use sim::{Injection, Options, Outcome, Sim};
-pub use stats::{quantile, Counters, Sample, VoteTimes};
+pub use stats::{quantile, Counters, Memory, Sample, VoteTimes};
 pub use sweep::{compare, sweep, sweep_table, CellResult, Grid, Spread, StrategyResult};
 pub use trace::{Kind, Record};
