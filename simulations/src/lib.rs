@@ -11,6 +11,12 @@
 //! strategies compared under one seed see the same votes), so a seed
 //! reproduces a run's trace byte for byte.
 //!
+//! Other strategies run in the same event simulation for comparison
+//! ([`Strategy`]): naive full-state exchange and, with the `baselines`
+//! feature, automerge documents synced with automerge's sync protocol and yrs
+//! documents synced with state vectors and updates, each node writing its
+//! accepted entries into its document in group commits.
+//!
 //! The simulator models replication, not signature checking: its votes carry
 //! unchecked (pseudo-random) signatures and are stored with
 //! `insert_admitted`.
