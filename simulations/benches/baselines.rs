@@ -1,59 +1,80 @@
 //! Reconciliation cost against automerge and yrs on large one-sided
 //! differences: `cargo bench -p votemesh-sim --features baselines --bench baselines`.
 //!
-//! One replica holds `N` entries (env `VOTEMESH_BASELINE_N`, default 100,000),
-//! the other lacks a share of them (0.01 %, 1 %, 10 %, 50 %). Each strategy
-//! carries the same entries: votemesh's reconciliation (`crdt::sync`), naive
-//! full-state exchange, automerge's sync protocol over a document holding the
-//! entries, and a yrs update against the lacking side's state vector. Prints
-//! one table: bytes, bytes per missing entry against the entry's own size,
-//! message flights and wall time.
+//! One replica holds `N` entries (env `VOTEMESH_BASELINE_N`, default
+//! 1,000,000), the other lacks a share of them (0.01 %, 1 %, 10 %, 50 %; env
+//! `VOTEMESH_BASELINE_SHARES`, comma-separated percentages, to pick others).
+//! Each strategy carries the same entries: votemesh's reconciliation
+//! (`crdt::sync`), naive full-state exchange, automerge's sync protocol over
+//! a document holding the entries, and a yrs update against the lacking
+//! side's state vector. The baselines store the entries as a node would: one
+//! automerge change, one yrs transaction, per group commit of
+//! `VOTEMESH_BASELINE_GROUP` entries (default 1,000).
+//!
+//! Prints one table: bytes, bytes per missing entry, the ratio to the missing
+//! entries' own encoded bytes (the minimum any strategy must send), messages,
+//! one-way flights, the wall time to build the two replicas and the wall time
+//! of the reconciliation itself (in process: encode, decode, apply; no
+//! network).
 
 use std::time::Instant;
 
-use sim::{heal_comparison, HealCase, Link};
-
-/// Encoded size of one simulated vote, for the "minimum" column.
-const ENTRY_BYTES: f64 = 182.0;
+use sim::{heal_comparison, simulated_entry_bytes, Grouping, HealCase, Link};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: usize = std::env::var("VOTEMESH_BASELINE_N")
-        .ok()
+    let env = |name: &str| std::env::var(name).ok();
+    let n: usize = env("VOTEMESH_BASELINE_N")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(1_000_000);
+    let group: usize = env("VOTEMESH_BASELINE_GROUP")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let shares: Vec<f64> = env("VOTEMESH_BASELINE_SHARES")
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0.01, 1.0, 10.0, 50.0]);
     let wan = Link {
         latency_ms: 20.0,
         jitter_ms: 0.0,
         loss: 0.0,
         bandwidth_mbps: 0.0,
     };
-    println!("| entries | missing | strategy | bytes | bytes / missing entry | x minimum | flights | wall s | converged |");
-    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |");
-    for share in [0.0001, 0.01, 0.1, 0.5] {
-        let missing = ((n as f64 * share).round() as usize).max(1);
+    let entry = simulated_entry_bytes() as f64;
+    println!(
+        "{n} entries; baselines write one change / transaction per {group} entries; \
+         an entry is {entry} bytes encoded"
+    );
+    println!("| entries | missing | strategy | bytes | bytes / missing entry | x entries' bytes | messages | flights | build s | reconcile s | converged |");
+    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let started = Instant::now();
+    for share in shares {
+        let missing = ((n as f64 * share / 100.0).round() as usize).clamp(1, n);
         let case = HealCase {
             common: n - missing,
             only_a: missing,
             only_b: 0,
             source: "bench",
         };
-        let started = Instant::now();
-        let results = heal_comparison(case, wan);
-        let wall = started.elapsed().as_secs_f64();
-        for r in results {
+        for r in heal_comparison(case, wan, Grouping { group }) {
             println!(
-                "| {n} | {missing} | {} | {} | {:.0} | {:.2} | {} | {wall:.1} | {} |",
+                "| {n} | {missing} | {} | {} | {:.1} | {:.3} | {} | {} | {:.2} | {:.3} | {} |",
                 r.strategy,
                 r.bytes,
                 r.bytes_per_difference,
-                r.bytes_per_difference / ENTRY_BYTES,
+                r.bytes_per_difference / entry,
+                r.messages,
                 r.flights,
+                r.setup_s,
+                r.reconcile_s,
                 r.converged
             );
         }
     }
-    println!("(wall s is the time of all strategies together for that row; x minimum is bytes per missing entry over a vote's {ENTRY_BYTES} encoded bytes)");
+    println!(
+        "(x entries' bytes: bytes over missing x {entry}; build s: both replicas written, \
+         not part of the reconciliation; total wall {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -8,6 +8,8 @@
 //! Bytes, messages and flights are measured on the real encodings; the
 //! convergence time is modelled from them and the scenario's WAN link.
 
+use std::time::Instant;
+
 use serde::Serialize;
 
 use crdt::sync::{Config, Initiator, Message, Responder};
@@ -106,10 +108,25 @@ pub struct HealResult {
     pub replica_bytes: u64,
     /// Whether both replicas ended equal.
     pub converged: bool,
+    /// Wall time to build the two replicas (every entry written, group
+    /// commits included), seconds; not part of the reconciliation.
+    pub setup_s: f64,
+    /// Wall time of the reconciliation itself, in process (encoding,
+    /// decoding and applying every message; no network), seconds.
+    pub reconcile_s: f64,
 }
 
-/// Reconciles the case with every strategy built in.
-pub fn heal_comparison(case: HealCase, wan: Link) -> Vec<HealResult> {
+/// How the baselines store the entries: one automerge change, or one yrs
+/// transaction, per `group` entries (a node's group commit).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Grouping {
+    /// Entries per change (automerge) or transaction (yrs).
+    pub group: usize,
+}
+
+/// Reconciles the case with every strategy built in; the baselines write
+/// their entries in groups of `grouping.group`.
+pub fn heal_comparison(case: HealCase, wan: Link, grouping: Grouping) -> Vec<HealResult> {
     let poll = make_polls(1, 3).remove(0);
     let votes: Vec<Vote> = (0..case.common + case.only_a + case.only_b)
         .map(|i| make_vote(&poll, i as u32, (i % 3) as u32, i as u64))
@@ -125,14 +142,22 @@ pub fn heal_comparison(case: HealCase, wan: Link) -> Vec<HealResult> {
     let mut results = vec![votemesh(&poll, &sides, wan), naive(&poll, &sides, wan)];
     #[cfg(feature = "baselines")]
     {
-        results.push(automerge_sync(&sides, wan));
-        results.push(yrs_updates(&sides, wan));
+        results.push(automerge_sync(&sides, wan, grouping.group.max(1)));
+        results.push(yrs_updates(&sides, wan, grouping.group.max(1)));
     }
+    #[cfg(not(feature = "baselines"))]
+    let _ = grouping;
     let difference = (case.only_a + case.only_b).max(1) as f64;
     for r in &mut results {
         r.bytes_per_difference = r.bytes as f64 / difference;
     }
     results
+}
+
+/// Encoded bytes of one simulated vote (all have the same size).
+pub fn simulated_entry_bytes() -> usize {
+    let poll = make_polls(1, 3).remove(0);
+    make_vote(&poll, 0, 0, 0).encoded().len()
 }
 
 struct Sides<'a> {
@@ -172,7 +197,10 @@ fn entry_bytes(state: &PollState) -> u64 {
 }
 
 fn votemesh(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
+    let started = Instant::now();
     let (mut a, mut b) = states(poll, sides);
+    let setup_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let config = Config::default();
     let (mut initiator, first) = Initiator::start(poll.id, config, &a, 0);
     let mut responder = Responder::new(poll.id, config, 0);
@@ -211,6 +239,7 @@ fn votemesh(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
             to_b.extend(out.send);
         }
     }
+    let reconcile_s = started.elapsed().as_secs_f64();
     HealResult {
         strategy: "votemesh".into(),
         messages,
@@ -220,11 +249,16 @@ fn votemesh(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
         convergence_s: modelled_time(wan, flights, bytes),
         replica_bytes: entry_bytes(&a),
         converged: a.digest() == b.digest(),
+        setup_s,
+        reconcile_s,
     }
 }
 
 fn naive(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
+    let started = Instant::now();
     let (mut a, mut b) = states(poll, sides);
+    let setup_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let a_all: Vec<Vote> = a.entries().cloned().collect();
     let b_all: Vec<Vote> = b.entries().cloned().collect();
     let (mut messages, mut bytes) = (0u64, 0u64);
@@ -237,6 +271,7 @@ fn naive(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
             to.insert_admitted(v.clone());
         }
     }
+    let reconcile_s = started.elapsed().as_secs_f64();
     HealResult {
         strategy: "naive".into(),
         messages,
@@ -246,31 +281,100 @@ fn naive(poll: &crdt::Poll, sides: &Sides<'_>, wan: Link) -> HealResult {
         convergence_s: modelled_time(wan, 2, bytes),
         replica_bytes: entry_bytes(&a),
         converged: a.digest() == b.digest(),
+        setup_s,
+        reconcile_s,
     }
 }
 
-/// automerge: every entry is one change putting its encoding under its hash
-/// in the root map (a node writes votes as they come); the replicas fork from
-/// a common document, then run the sync protocol until both are quiet.
+/// The changes an automerge node with actor `[actor; 16]` makes when it
+/// writes `votes` into the root map under their hashes, `group` entries per
+/// change (per transaction), after a document whose heads are `deps` and
+/// whose last operation is `start_op - 1`: the same actor, sequence numbers,
+/// operations and dependencies as `put` and `commit` in a transaction give,
+/// with time 0.
+///
+/// They are built here and applied with `apply_changes` rather than made in
+/// local transactions because automerge 0.7 copies the document's whole
+/// operation set when a local transaction opens (a rollback checkpoint,
+/// `OpSet::save_checkpoint`): writing `N` entries in `N / group` local
+/// transactions costs `O(N^2 / group)` (one change per entry: 6 s for 20,000
+/// entries, 31 s for 40,000), which is the writer's cost, not the
+/// reconciliation's.
 #[cfg(feature = "baselines")]
-fn automerge_sync(sides: &Sides<'_>, wan: Link) -> HealResult {
+fn group_changes(
+    actor: u8,
+    votes: &[Vote],
+    group: usize,
+    mut deps: Vec<automerge::ChangeHash>,
+    mut start_op: u64,
+) -> Vec<automerge::Change> {
+    use automerge::legacy::{Key, ObjectId, Op, OpType, SortedVec};
+    use automerge::{ActorId, Change, ExpandedChange, ScalarValue};
+    use std::num::NonZeroU64;
+
+    let mut changes = Vec::with_capacity(votes.len().div_ceil(group));
+    for (seq, chunk) in votes.chunks(group).enumerate() {
+        let operations = chunk
+            .iter()
+            .map(|vote| Op {
+                action: OpType::Put(ScalarValue::Bytes(vote.encoded().to_vec())),
+                obj: ObjectId::Root,
+                key: Key::Map(vote.hash().to_string().into()),
+                pred: SortedVec::new(),
+                insert: false,
+            })
+            .collect();
+        let change = Change::from(ExpandedChange {
+            operations,
+            actor_id: ActorId::from(vec![actor; 16]),
+            hash: None,
+            seq: seq as u64 + 1,
+            start_op: NonZeroU64::new(start_op).expect("operations count from 1"),
+            time: 0,
+            message: None,
+            deps: std::mem::take(&mut deps),
+            extra_bytes: Vec::new(),
+        });
+        deps = vec![change.hash()];
+        start_op += chunk.len() as u64;
+        changes.push(change);
+    }
+    changes
+}
+
+/// automerge: the entries go into the root map under their hashes, one
+/// change per `group` entries (a node's group commit); the replicas share
+/// the changes of the common entries, then run the sync protocol until both
+/// are quiet.
+#[cfg(feature = "baselines")]
+fn automerge_sync(sides: &Sides<'_>, wan: Link, group: usize) -> HealResult {
     use automerge::sync::{self, SyncDoc};
-    use automerge::transaction::Transactable;
-    use automerge::{ActorId, AutoCommit, ReadDoc, ScalarValue, ROOT};
+    use automerge::{ActorId, AutoCommit, Change, ReadDoc, ROOT};
 
-    let put = |doc: &mut AutoCommit, vote: &Vote| {
-        let key = vote.hash().to_string();
-        let value = ScalarValue::Bytes(vote.encoded().to_vec());
-        doc.put(ROOT, key, value).expect("put into the root map");
-        doc.commit();
+    let started = Instant::now();
+    let base = group_changes(1, sides.common, group, Vec::new(), 1);
+    let heads: Vec<_> = base.last().map(Change::hash).into_iter().collect();
+    let start_op = sides.common.len() as u64 + 1;
+    let load = |changes: Vec<Change>| {
+        let mut doc = AutoCommit::new();
+        doc.apply_changes(changes).expect("own changes apply");
+        doc
     };
-    let mut base = AutoCommit::new().with_actor(ActorId::from(vec![1u8; 16]));
-    sides.common.iter().for_each(|v| put(&mut base, v));
-    let mut a = base.fork().with_actor(ActorId::from(vec![2u8; 16]));
-    let mut b = base.fork().with_actor(ActorId::from(vec![3u8; 16]));
-    sides.only_a.iter().for_each(|v| put(&mut a, v));
-    sides.only_b.iter().for_each(|v| put(&mut b, v));
+    let mut a = load(base.clone()).with_actor(ActorId::from(vec![2u8; 16]));
+    a.apply_changes(group_changes(
+        2,
+        sides.only_a,
+        group,
+        heads.clone(),
+        start_op,
+    ))
+    .expect("own changes apply");
+    let mut b = load(base).with_actor(ActorId::from(vec![3u8; 16]));
+    b.apply_changes(group_changes(3, sides.only_b, group, heads, start_op))
+        .expect("own changes apply");
+    let setup_s = started.elapsed().as_secs_f64();
 
+    let started = Instant::now();
     let (mut state_a, mut state_b) = (sync::State::new(), sync::State::new());
     let (mut messages, mut bytes, mut flights) = (0u64, 0u64, 0u64);
     for _ in 0..100 {
@@ -301,6 +405,7 @@ fn automerge_sync(sides: &Sides<'_>, wan: Link) -> HealResult {
                 .expect("valid sync message");
         }
     }
+    let reconcile_s = started.elapsed().as_secs_f64();
     let converged = a.length(ROOT) == b.length(ROOT)
         && a.length(ROOT) == sides.common.len() + sides.only_a.len() + sides.only_b.len();
     HealResult {
@@ -312,22 +417,29 @@ fn automerge_sync(sides: &Sides<'_>, wan: Link) -> HealResult {
         convergence_s: modelled_time(wan, flights, bytes),
         replica_bytes: a.save().len() as u64,
         converged,
+        setup_s,
+        reconcile_s,
     }
 }
 
-/// yrs: every entry is one transaction inserting its encoding under its hash
-/// into a map; the replicas start from a common update, then exchange state
-/// vectors and answer each with the missing update (two messages each way).
+/// yrs: the entries go into a map under their hashes, one transaction per
+/// `group` entries (a node's group commit); the replicas start from a common
+/// update, then exchange state vectors and answer each with the missing
+/// update (two messages each way).
 #[cfg(feature = "baselines")]
-fn yrs_updates(sides: &Sides<'_>, wan: Link) -> HealResult {
+fn yrs_updates(sides: &Sides<'_>, wan: Link, group: usize) -> HealResult {
     use yrs::updates::decoder::Decode;
     use yrs::updates::encoder::Encode;
     use yrs::{Doc, Map, ReadTxn, StateVector, Transact, Update};
 
-    let put = |doc: &Doc, vote: &Vote| {
+    let write = |doc: &Doc, votes: &[Vote]| {
         let map = doc.get_or_insert_map("votes");
-        let mut txn = doc.transact_mut();
-        map.insert(&mut txn, vote.hash().to_string(), vote.encoded().to_vec());
+        for chunk in votes.chunks(group) {
+            let mut txn = doc.transact_mut();
+            for vote in chunk {
+                map.insert(&mut txn, vote.hash().to_string(), vote.encoded().to_vec());
+            }
+        }
     };
     let apply = |doc: &Doc, update: &[u8]| {
         let update = Update::decode_v1(update).expect("own update decodes");
@@ -335,18 +447,22 @@ fn yrs_updates(sides: &Sides<'_>, wan: Link) -> HealResult {
             .apply_update(update)
             .expect("update applies");
     };
+    let started = Instant::now();
     let base = Doc::with_client_id(1);
-    sides.common.iter().for_each(|v| put(&base, v));
+    write(&base, sides.common);
     let snapshot = base
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
+    drop(base);
     let (a, b) = (Doc::with_client_id(2), Doc::with_client_id(3));
     apply(&a, &snapshot);
     apply(&b, &snapshot);
-    sides.only_a.iter().for_each(|v| put(&a, v));
-    sides.only_b.iter().for_each(|v| put(&b, v));
+    write(&a, sides.only_a);
+    write(&b, sides.only_b);
+    let setup_s = started.elapsed().as_secs_f64();
 
     // Flight 1: state vectors cross. Flight 2: the missing updates cross.
+    let started = Instant::now();
     let sv_a = a.transact().state_vector().encode_v1();
     let sv_b = b.transact().state_vector().encode_v1();
     let decode_sv = |bytes: &[u8]| StateVector::decode_v1(bytes).expect("own state vector");
@@ -354,6 +470,7 @@ fn yrs_updates(sides: &Sides<'_>, wan: Link) -> HealResult {
     let for_b = a.transact().encode_diff_v1(&decode_sv(&sv_b));
     apply(&a, &for_a);
     apply(&b, &for_b);
+    let reconcile_s = started.elapsed().as_secs_f64();
     let bytes = (sv_a.len() + sv_b.len() + for_a.len() + for_b.len()) as u64;
 
     let len = |doc: &Doc| doc.get_or_insert_map("votes").len(&doc.transact());
@@ -372,5 +489,36 @@ fn yrs_updates(sides: &Sides<'_>, wan: Link) -> HealResult {
         convergence_s: modelled_time(wan, 2, bytes),
         replica_bytes: replica_bytes as u64,
         converged,
+        setup_s,
+        reconcile_s,
+    }
+}
+
+#[cfg(all(test, feature = "baselines"))]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, AutoCommit, ScalarValue, ROOT};
+
+    use super::*;
+
+    #[test]
+    fn built_group_changes_are_the_changes_local_transactions_make() {
+        let poll = make_polls(1, 3).remove(0);
+        let votes: Vec<Vote> = (0..7).map(|i| make_vote(&poll, i, i % 3, 0)).collect();
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(vec![1u8; 16]));
+        for chunk in votes.chunks(3) {
+            for vote in chunk {
+                let value = ScalarValue::Bytes(vote.encoded().to_vec());
+                doc.put(ROOT, vote.hash().to_string(), value).unwrap();
+            }
+            doc.commit();
+        }
+
+        let built = group_changes(1, &votes, 3, Vec::new(), 1);
+
+        let made: Vec<_> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+        let built: Vec<_> = built.iter().map(|c| c.hash()).collect();
+        assert_eq!(made.len(), 3);
+        assert_eq!(made, built);
     }
 }

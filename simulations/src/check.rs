@@ -56,6 +56,18 @@ pub enum Violation {
         /// The node.
         node: usize,
     },
+    /// automerge and yrs strategies: a node's document shows a different
+    /// number of entries than the replica that mirrors it.
+    DocumentMismatch {
+        /// The node.
+        node: usize,
+        /// The poll.
+        poll: usize,
+        /// Entries the document shows.
+        in_doc: u64,
+        /// Entries the mirror holds.
+        mirrored: u64,
+    },
 }
 
 impl Violation {
@@ -106,6 +118,15 @@ impl fmt::Display for Violation {
                 write!(f, "node {node} tally differs from the truth on poll {poll}")
             }
             Violation::Down { node } => write!(f, "node {node} is down at the end of the run"),
+            Violation::DocumentMismatch {
+                node,
+                poll,
+                in_doc,
+                mirrored,
+            } => write!(
+                f,
+                "node {node} poll {poll}: its document shows {in_doc} entries, its replica {mirrored}"
+            ),
         }
     }
 }

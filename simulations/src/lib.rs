@@ -11,6 +11,12 @@
 //! strategies compared under one seed see the same votes), so a seed
 //! reproduces a run's trace byte for byte.
 //!
+//! Other strategies run in the same event simulation for comparison
+//! ([`Strategy`]): naive full-state exchange and, with the `baselines`
+//! feature, automerge documents synced with automerge's sync protocol and yrs
+//! documents synced with state vectors and updates, each node writing its
+//! accepted entries into its document in group commits.
+//!
 //! The simulator models replication, not signature checking: its votes carry
 //! unchecked (pseudo-random) signatures and are stored with
 //! `insert_admitted`.
@@ -43,6 +49,7 @@
 
 mod baseline;
 mod check;
+mod docs;
 mod net;
 mod plot;
 mod queue;
@@ -54,7 +61,7 @@ mod stats;
 mod sweep;
 mod trace;
 
-pub use baseline::{heal_comparison, HealCase, HealResult};
+pub use baseline::{heal_comparison, simulated_entry_bytes, Grouping, HealCase, HealResult};
 pub use check::{Check, Violation};
 pub use queue::{millis, secs, Micros};
 pub use report::{failure_report, write_outputs, Summary};
@@ -62,6 +69,6 @@ pub use scenario::{
     Burst, Clients, Fault, Link, Links, Reconnect, Scenario, Strategy, Sync, Topology, Votes,
 };
 pub use sim::{Injection, Options, Outcome, Sim};
-pub use stats::{quantile, Counters, Sample, VoteTimes};
+pub use stats::{quantile, Counters, Memory, Sample, VoteTimes};
 pub use sweep::{compare, sweep, sweep_table, CellResult, Grid, Spread, StrategyResult};
 pub use trace::{Kind, Record};

@@ -33,6 +33,10 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "sim-out")]
         out: PathBuf,
+        /// Anti-entropy strategy (overrides the scenario's): votemesh, naive,
+        /// and with the `baselines` feature automerge or yrs.
+        #[arg(long)]
+        strategy: Option<String>,
         /// Break an invariant on purpose, to see the failure report.
         #[arg(long, value_enum)]
         fault_injection: Option<InjectionArg>,
@@ -90,8 +94,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             seed,
             out,
+            strategy,
             fault_injection,
-        } => run_one(&scenario, seed, &out, fault_injection),
+        } => run_one(&scenario, seed, strategy.as_deref(), &out, fault_injection),
         Command::Sweep {
             scenario,
             seeds,
@@ -159,10 +164,14 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 fn run_one(
     path: &std::path::Path,
     seed: Option<u64>,
+    strategy: Option<&str>,
     out: &std::path::Path,
     injection: Option<InjectionArg>,
 ) -> anyhow::Result<ExitCode> {
-    let scenario = Scenario::load(path)?;
+    let mut scenario = Scenario::load(path)?;
+    if let Some(strategy) = strategy {
+        scenario.set("strategy", strategy)?;
+    }
     let options = Options {
         seed,
         injection: injection.map(|InjectionArg::LoseAckedVote| Injection::LoseAckedVote),
@@ -195,11 +204,13 @@ fn run_one(
 
     if !summary.passed {
         eprint!("{}", failure_report(&outcome));
-        let flag = if injection.is_some() {
-            " --fault-injection lose-acked-vote"
-        } else {
-            ""
-        };
+        let mut flag = String::new();
+        if let Some(strategy) = strategy {
+            flag.push_str(&format!(" --strategy {strategy}"));
+        }
+        if injection.is_some() {
+            flag.push_str(" --fault-injection lose-acked-vote");
+        }
         eprintln!(
             "rerun exactly: VOTEMESH_SIM_SEED={seed} votemesh-sim run {}{flag}",
             path.display()

@@ -12,7 +12,7 @@ use crate::plot;
 use crate::queue::Micros;
 use crate::scenario::Fault;
 use crate::sim::Outcome;
-use crate::stats::{quantile, Counters};
+use crate::stats::{quantile, Counters, Memory};
 
 /// Quantiles of one latency, milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -137,6 +137,8 @@ pub struct Summary {
     pub fidelity: Fidelity,
     /// Wall-clock cost.
     pub perf: Perf,
+    /// The replicas' size at the end.
+    pub memory: Memory,
 }
 
 impl Summary {
@@ -220,6 +222,7 @@ impl Summary {
                 events_per_wall_s: outcome.events as f64 / wall_s,
                 max_rss_mib: max_rss_mib(),
             },
+            memory: outcome.memory.clone(),
         }
     }
 }

@@ -241,6 +241,13 @@ pub enum Strategy {
     Votemesh,
     /// Every session sends every entry both ways.
     Naive,
+    /// automerge documents: pushes carry each group commit's change, sessions
+    /// run automerge's sync protocol (needs the `baselines` feature).
+    Automerge,
+    /// yrs documents: pushes carry each group commit's update, sessions
+    /// exchange state vectors and the missing updates (needs the `baselines`
+    /// feature).
+    Yrs,
 }
 
 impl Strategy {
@@ -249,7 +256,40 @@ impl Strategy {
         match self {
             Strategy::Votemesh => "votemesh",
             Strategy::Naive => "naive",
+            Strategy::Automerge => "automerge",
+            Strategy::Yrs => "yrs",
         }
+    }
+
+    /// Every strategy this build can simulate: automerge and yrs need the
+    /// `baselines` feature.
+    pub fn available() -> &'static [Strategy] {
+        if cfg!(feature = "baselines") {
+            &[
+                Strategy::Votemesh,
+                Strategy::Naive,
+                Strategy::Automerge,
+                Strategy::Yrs,
+            ]
+        } else {
+            &[Strategy::Votemesh, Strategy::Naive]
+        }
+    }
+
+    /// Whether nodes keep a baseline document (automerge or yrs).
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Strategy::Automerge | Strategy::Yrs)
+    }
+
+    /// Parses a strategy name.
+    pub fn parse(name: &str) -> anyhow::Result<Strategy> {
+        Ok(match name {
+            "votemesh" => Strategy::Votemesh,
+            "naive" => Strategy::Naive,
+            "automerge" => Strategy::Automerge,
+            "yrs" => Strategy::Yrs,
+            other => bail!("strategy={other}: expected votemesh, naive, automerge or yrs"),
+        })
     }
 }
 
@@ -399,6 +439,13 @@ impl Scenario {
         if self.votes.scale == 0 || self.votes.rate.is_empty() && self.votes.count.is_none() {
             bail!("votes need a scale of at least 1 and a rate curve or a count");
         }
+        if !Strategy::available().contains(&self.sync.strategy) {
+            bail!(
+                "strategy {} needs the `baselines` feature: \
+                 cargo build --release -p votemesh-sim --features baselines",
+                self.sync.strategy.name()
+            );
+        }
         for fault in &self.faults {
             for node in fault.nodes() {
                 if node >= n {
@@ -437,13 +484,7 @@ impl Scenario {
                     other => bail!("reconnect={other}: expected immediate or backoff"),
                 }
             }
-            "strategy" => {
-                self.sync.strategy = match value {
-                    "votemesh" => Strategy::Votemesh,
-                    "naive" => Strategy::Naive,
-                    other => bail!("strategy={other}: expected votemesh or naive"),
-                }
-            }
+            "strategy" => self.sync.strategy = Strategy::parse(value)?,
             other => bail!("unknown parameter {other}"),
         }
         self.check()

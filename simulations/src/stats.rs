@@ -32,6 +32,9 @@ pub struct Counters {
     pub sync_bytes: u64,
     /// Node-to-node messages lost (loss, partition, cut, drop, node down).
     pub dropped: u64,
+    /// Group commits written to a baseline document (automerge changes,
+    /// yrs transactions); 0 for votemesh and naive.
+    pub group_commits: u64,
     /// Sessions started.
     pub sessions_started: u64,
     /// Sessions both sides finished.
@@ -73,6 +76,22 @@ impl Counters {
             _ => self.path_fallback += 1,
         }
     }
+}
+
+/// How large one node's replica of a poll is at the end of a run, over the
+/// live nodes and polls.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Memory {
+    /// What was measured.
+    pub measured: String,
+    /// Replicas measured (live nodes times polls).
+    pub replicas: u64,
+    /// Entries per replica, mean.
+    pub entries_mean: f64,
+    /// Serialized replica, bytes, mean over replicas.
+    pub serialized_bytes_mean: f64,
+    /// Serialized replica, bytes, largest.
+    pub serialized_bytes_max: u64,
 }
 
 /// One node at one sample time.

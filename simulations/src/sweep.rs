@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::baseline::{heal_comparison, HealCase, HealResult};
+use crate::baseline::{heal_comparison, Grouping, HealCase, HealResult};
 use crate::plot::bars_figure;
 use crate::report::Summary;
 use crate::scenario::{Scenario, Strategy};
@@ -242,11 +242,13 @@ pub fn sweep(
     Ok(aggregated)
 }
 
-fn heal_table(case: &HealCase, heal: &[HealResult]) -> String {
+fn heal_table(case: &HealCase, heal: &[HealResult], group: usize) -> String {
     let mut md = format!(
         "\n## Heal reconciliation\n\n\
          Two replicas as the first partition left them: {} entries in common, {} only on the \
-         cut-off side, {} only on the rest ({}). Each strategy reconciles them once; bytes and \
+         cut-off side, {} only on the rest ({}). Each strategy reconciles them once, outside \
+         the event simulation; automerge and yrs hold their entries as one change \
+         (transaction) per {group} entries, the simulated nodes' mean group commit. Bytes and \
          messages are the real encodings, the time is modelled from flights and the WAN link.\n\n\
          | strategy | converged | messages | flights | bytes | bytes/differing entry | modelled time, s | replica bytes |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- |\n",
@@ -264,12 +266,6 @@ fn heal_table(case: &HealCase, heal: &[HealResult]) -> String {
             r.bytes_per_difference,
             r.convergence_s,
             r.replica_bytes
-        );
-    }
-    if !heal.iter().any(|r| r.strategy == "automerge") {
-        md.push_str(
-            "\nautomerge and yrs rows need the `baselines` feature: \
-             `cargo build --release -p votemesh-sim --features baselines`.\n",
         );
     }
     md
@@ -323,13 +319,14 @@ pub struct StrategyResult {
     pub summary: Summary,
 }
 
-/// Runs `scenario` once per strategy with the same seed; writes each run's
-/// outputs under `out/STRATEGY/`, plus `compare.md`, `compare.json` and the
-/// bytes-per-vote figure.
+/// Runs `scenario` once per strategy this build has (votemesh and naive;
+/// automerge and yrs with the `baselines` feature) with the same seed;
+/// writes each run's outputs under `out/STRATEGY/`, plus `compare.md`,
+/// `compare.json` and the bytes-per-vote figure.
 pub fn compare(scenario: &Scenario, seed: u64, out: &Path) -> anyhow::Result<Vec<StrategyResult>> {
     let mut results = Vec::new();
     let mut heal_case = None;
-    for strategy in [Strategy::Votemesh, Strategy::Naive] {
+    for &strategy in Strategy::available() {
         let mut s = scenario.clone();
         s.sync.strategy = strategy;
         let started = Instant::now();
@@ -351,39 +348,72 @@ pub fn compare(scenario: &Scenario, seed: u64, out: &Path) -> anyhow::Result<Vec
 
     let mut md = format!(
         "# {}: sync strategies (seed {seed})\n\n\
-         Both strategies push new client entries to every peer the same way; they differ in the \
-         periodic and after-heal anti-entropy sessions. automerge and yrs are compared on the \
-         heal reconciliation below, not in the full event simulation.\n\n## Full simulation\n\n\
-         | strategy | passed | messages | bytes | bytes/vote | sync bytes/vote | convergence after heal, s | quiescent at, s | everywhere p99, ms | peak RSS so far, MiB |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         One scenario, one seed: every strategy sees the same votes at the same times, the \
+         same links, losses and faults. votemesh and naive push new client entries as \
+         `Entries` messages and differ in the periodic and after-fault sessions; automerge \
+         and yrs nodes keep a document per poll, write accepted entries as one change \
+         (transaction) per group commit (each push flush, and before each session step), push \
+         those changes (updates) and run automerge's sync protocol (the yrs state-vector \
+         exchange) in the sessions.\n\n## Full simulation\n\n\
+         | strategy | passed | messages | bytes | bytes/vote | push bytes/vote | sync bytes/vote | convergence after last clearing, s | quiescent at, s | everywhere p99, ms | replica at end, bytes (mean) | group commits | wall s |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         scenario.name
     );
-    let opt = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.2}"));
+    let opt = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.3}"));
     for r in &results {
         let s = &r.summary;
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.0} | {} | {:.1} |",
             r.strategy,
             s.passed,
             s.messages_total,
             s.bytes_total,
             s.bytes_per_vote,
+            s.push_bytes_per_vote,
             s.sync_bytes_per_vote,
             opt(s.convergence_after_last_heal_s),
             opt(s.quiescent_at_s),
             opt(s.latency.cast_to_everywhere_ms.p99),
-            opt(s.perf.max_rss_mib)
+            s.memory.serialized_bytes_mean,
+            s.counters.group_commits,
+            s.perf.wall_s
         );
     }
-    md.push_str(
-        "\nMemory: both strategies hold the same replica state (one crdt::PollState per node and \
-         poll); the peak RSS column is the process high-water mark after each run, so it only \
-         grows.\n",
-    );
+    md.push_str("\nReplica at end: one live node's copy of the poll at the end of the run, mean over nodes:\n\n");
+    for r in &results {
+        let m = &r.summary.memory;
+        let _ = writeln!(
+            md,
+            "- {}: {:.0} bytes for {:.0} entries ({:.0} bytes per entry); measured as {}",
+            r.strategy,
+            m.serialized_bytes_mean,
+            m.entries_mean,
+            m.serialized_bytes_mean / m.entries_mean.max(1.0),
+            m.measured
+        );
+    }
+    if !Strategy::available().contains(&Strategy::Automerge) {
+        md.push_str(
+            "\nautomerge and yrs rows need the `baselines` feature: \
+             `cargo build --release -p votemesh-sim --features baselines`.\n",
+        );
+    }
+    // The heal reconciliation writes the baselines' entries in groups of
+    // the size their simulated nodes committed on average.
+    let group = results
+        .iter()
+        .filter(|r| r.summary.counters.group_commits > 0)
+        .map(|r| {
+            let accepted = r.summary.simulated_votes as f64;
+            (accepted / r.summary.counters.group_commits as f64).round() as usize
+        })
+        .next()
+        .unwrap_or(1)
+        .max(1);
     let case = heal_case.expect("the votemesh run ran");
-    let heal = heal_comparison(case, scenario.links.inter_region);
-    md.push_str(&heal_table(&case, &heal));
+    let heal = heal_comparison(case, scenario.links.inter_region, Grouping { group });
+    md.push_str(&heal_table(&case, &heal, group));
     std::fs::write(out.join("compare.md"), md)?;
     let json = serde_json::json!({ "runs": results, "heal_case": case, "heal": heal });
     std::fs::write(

@@ -3,14 +3,18 @@
 mod common;
 
 use common::{run, scenario};
-use sim::{heal_comparison, Fault, HealCase, Strategy};
+use sim::{heal_comparison, Fault, Grouping, HealCase, Strategy};
 
 #[test]
 fn heal_reconciliation_converges_for_every_strategy() {
     let outcome = run(scenario("three-node-partition"), 1);
     let case = HealCase::from_outcome(&outcome);
 
-    let results = heal_comparison(case, outcome.scenario.links.inter_region);
+    let results = heal_comparison(
+        case,
+        outcome.scenario.links.inter_region,
+        Grouping { group: 1 },
+    );
 
     assert_eq!(case.common, 100);
     assert_eq!(case.common + case.only_a + case.only_b, 200);
@@ -43,4 +47,17 @@ fn partition_length_moves_the_heal_and_keeps_the_settling_time() {
     });
     assert_eq!(heal, Some(70.0));
     assert_eq!(s.duration_s, 90.0);
+}
+
+#[cfg(not(feature = "baselines"))]
+#[test]
+fn automerge_and_yrs_need_the_baselines_feature() {
+    let mut s = scenario("three-node-partition");
+
+    for name in ["automerge", "yrs"] {
+        let err = s.set("strategy", name).unwrap_err().to_string();
+
+        assert!(err.contains("needs the `baselines` feature"), "{err}");
+    }
+    assert!(s.set("strategy", "paxos").is_err());
 }

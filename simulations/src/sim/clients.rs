@@ -230,6 +230,7 @@ impl Sim {
                 self.accept_truth(vote);
                 self.on_held(node, vote);
                 self.queue_push(node, vote);
+                self.doc_accepted(node, vote);
             }
             Inserted::Duplicate => {
                 self.counters.duplicate_requests += 1;

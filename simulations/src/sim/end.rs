@@ -24,7 +24,9 @@ impl Sim {
     }
 
     pub(super) fn finish(mut self) -> Outcome {
+        self.doc_final_check();
         self.check_end();
+        let memory = self.memory();
         if let Some(vote) = self.check.first_vote() {
             let excerpt = self.trace.excerpt(vote);
             self.check.set_excerpt(excerpt, self.trace.is_kept());
@@ -42,7 +44,48 @@ impl Sim {
             converged_after: self.converged_after,
             quiescent_at,
             check: self.check,
+            memory,
             scenario: self.scenario,
+        }
+    }
+
+    /// The size of every live node's replicas at the end.
+    fn memory(&mut self) -> Memory {
+        let strategy = self.scenario.sync.strategy;
+        let (mut replicas, mut entries, mut total, mut max) = (0u64, 0u64, 0u64, 0u64);
+        for node in self.nodes.iter_mut().filter(|n| n.up) {
+            for poll in 0..node.replicas.len() {
+                let state = node.replicas[poll].state();
+                let size = match node.docs.get_mut(poll) {
+                    Some(doc) => doc.doc.serialized_len(),
+                    None => state.entries().map(|v| v.encoded().len() as u64).sum(),
+                };
+                replicas += 1;
+                entries += state.len() as u64;
+                total += size;
+                max = max.max(size);
+            }
+        }
+        let measured = match strategy {
+            Strategy::Votemesh | Strategy::Naive => {
+                "the entries' encodings, as a crdt::PollState stores them and a restart reloads them"
+            }
+            Strategy::Automerge => "automerge save(): the whole document, compressed columns",
+            Strategy::Yrs => "yrs encode_state_as_update_v1 against an empty state vector: the whole document",
+        };
+        let mean = |x: u64| {
+            if replicas > 0 {
+                x as f64 / replicas as f64
+            } else {
+                0.0
+            }
+        };
+        Memory {
+            measured: measured.into(),
+            replicas,
+            entries_mean: mean(entries),
+            serialized_bytes_mean: mean(total),
+            serialized_bytes_max: max,
         }
     }
 

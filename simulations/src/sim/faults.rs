@@ -94,6 +94,7 @@ impl Sim {
         n.incarnation += 1;
         n.held = 0;
         n.push_buf.clear();
+        self.doc_crash(node);
         self.recount_complete();
     }
 
@@ -118,6 +119,7 @@ impl Sim {
                 }
             }
         }
+        self.doc_restart(node, &durable);
         self.record(Kind::Restart, node as u32, NONE, NONE, durable.len() as u64);
         self.cleared();
         self.recount_complete();

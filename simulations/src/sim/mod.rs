@@ -19,14 +19,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::check::{Check, Violation};
+use crate::docs::{DocReplica, DocSession};
 use crate::net::{Dropped, Net, Sent};
 use crate::queue::{millis, secs, Micros, Queue};
 use crate::replica::Replica;
 use crate::scenario::{Fault, Reconnect, Scenario, Strategy};
-use crate::stats::{Counters, Sample, VoteTimes};
+use crate::stats::{Counters, Memory, Sample, VoteTimes};
 use crate::trace::{Kind, Record, Trace, NONE};
 
 mod clients;
+mod documents;
 mod end;
 mod faults;
 mod replication;
@@ -82,6 +84,8 @@ pub struct Outcome {
     pub quiescent_at: Option<Micros>,
     /// Invariant violations, with the trace excerpt of the first.
     pub check: Check,
+    /// The replicas' size at the end of the run.
+    pub memory: Memory,
 }
 
 #[derive(Debug)]
@@ -130,6 +134,11 @@ enum Event {
 #[derive(Debug, Clone)]
 enum Wire {
     Push(Rc<Vec<u8>>),
+    /// A baseline document's group commits (automerge changes, a yrs update).
+    DocPush {
+        poll: u16,
+        bytes: Rc<Vec<u8>>,
+    },
     Sync {
         session: u64,
         to_initiator: bool,
@@ -140,7 +149,7 @@ enum Wire {
 impl Wire {
     fn len(&self) -> usize {
         match self {
-            Wire::Push(bytes) => bytes.len(),
+            Wire::Push(bytes) | Wire::DocPush { bytes, .. } => bytes.len(),
             Wire::Sync { bytes, .. } => bytes.len(),
         }
     }
@@ -167,6 +176,10 @@ struct Node {
     up: bool,
     incarnation: u32,
     replicas: Vec<Replica>,
+    /// automerge and yrs strategies: the node's document of each poll (the
+    /// replicas above then only mirror what the documents hold, for the
+    /// checks); empty for votemesh and naive.
+    docs: Vec<DocReplica>,
     /// What this node acknowledged to clients: flushed before the ack, so it
     /// survives a crash. Entries learned from peers live in memory only.
     durable: BTreeSet<u32>,
@@ -198,6 +211,11 @@ enum Machine {
         responder: Option<Box<Responder>>,
     },
     Naive,
+    /// automerge's sync protocol or the yrs state-vector exchange.
+    Doc {
+        initiator: DocSession,
+        responder: Option<DocSession>,
+    },
 }
 
 #[derive(Debug)]
@@ -255,19 +273,32 @@ pub struct Sim {
 
 impl Sim {
     /// Builds the world and schedules the first events.
+    ///
+    /// # Panics
+    ///
+    /// If the scenario's strategy is automerge or yrs in a build without the
+    /// `baselines` feature (`Scenario::load` and `Scenario::set` refuse it).
     pub fn new(scenario: Scenario, options: &Options) -> Sim {
+        assert!(
+            Strategy::available().contains(&scenario.sync.strategy),
+            "strategy {} needs the `baselines` feature",
+            scenario.sync.strategy.name()
+        );
         let seed = options.seed.unwrap_or(scenario.seed);
         let polls = make_polls(scenario.topology.polls, scenario.topology.options);
         let region: Vec<usize> = (0..scenario.nodes())
             .map(|n| n / scenario.topology.nodes_per_region)
             .collect();
+        let strategy = scenario.sync.strategy;
         let nodes = region
             .iter()
-            .map(|&region| Node {
+            .enumerate()
+            .map(|(node, &region)| Node {
                 region,
                 up: true,
                 incarnation: 0,
                 replicas: polls.iter().cloned().map(Replica::new).collect(),
+                docs: DocReplica::for_polls(strategy, polls.len(), node, 0),
                 durable: BTreeSet::new(),
                 push_buf: Vec::new(),
                 push_scheduled: false,

@@ -117,6 +117,9 @@ impl Sim {
         if !self.nodes[node].up {
             return;
         }
+        if self.scenario.sync.strategy.is_baseline() {
+            return self.doc_push_flush(node);
+        }
         for poll in 0..self.polls.len() {
             let entries: Vec<Vote> = buf
                 .iter()
@@ -181,6 +184,7 @@ impl Sim {
                 };
                 self.learn(to, from, entries, false);
             }
+            Wire::DocPush { poll, bytes } => self.on_doc_push(to, from, poll as usize, &bytes),
             Wire::Sync {
                 session,
                 to_initiator,

@@ -1,7 +1,23 @@
-//! `crdt::sync` sessions (and the naive strategy) between nodes: start,
-//! carry messages as bytes, finish, abandon.
+//! `crdt::sync` sessions (and the naive, automerge and yrs strategies)
+//! between nodes: start, carry messages as bytes, finish, abandon.
 
 use super::*;
+
+/// What one session message did on the side that received it.
+pub(super) struct Stepped {
+    /// Entries it newly holds.
+    pub(super) received: Vec<Vote>,
+    /// Replies, encoded.
+    pub(super) send: Vec<Vec<u8>>,
+    /// This side has nothing more to do.
+    pub(super) done: bool,
+    /// The whole session is over (no reply will come back).
+    pub(super) finished: bool,
+}
+
+fn encode_all(messages: Vec<Message>) -> Vec<Vec<u8>> {
+    messages.iter().map(Message::encode).collect()
+}
 
 impl Sim {
     pub(super) fn on_sync_round(&mut self, node: usize) {
@@ -51,6 +67,8 @@ impl Sim {
         }
     }
 
+    // Without the `baselines` feature the automerge and yrs arm cannot run.
+    #[cfg_attr(not(feature = "baselines"), allow(unreachable_code))]
     pub(super) fn start_sessions(&mut self, initiator: usize, responder: usize) {
         for poll in 0..self.polls.len() {
             let pair = (initiator.min(responder), initiator.max(responder), poll);
@@ -78,11 +96,20 @@ impl Sim {
                         initiator: Box::new(init),
                         responder: None,
                     };
-                    (machine, out.send)
+                    (machine, encode_all(out.send))
                 }
                 Strategy::Naive => {
                     let all = all_entries(&self.nodes[initiator].replicas[poll]);
-                    (Machine::Naive, entries_messages(poll_id, all, true))
+                    let first = entries_messages(poll_id, all, true);
+                    (Machine::Naive, encode_all(first))
+                }
+                Strategy::Automerge | Strategy::Yrs => {
+                    let (session, first) = self.open_doc_session(initiator, responder, poll);
+                    let machine = Machine::Doc {
+                        initiator: session,
+                        responder: None,
+                    };
+                    (machine, first)
                 }
             };
             let incarnations = (
@@ -108,7 +135,7 @@ impl Sim {
         }
     }
 
-    pub(super) fn send_sync(&mut self, id: u64, to_initiator: bool, messages: Vec<Message>) {
+    pub(super) fn send_sync(&mut self, id: u64, to_initiator: bool, messages: Vec<Vec<u8>>) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -117,8 +144,7 @@ impl Sim {
         } else {
             (session.initiator, session.responder)
         };
-        for message in messages {
-            let bytes = message.encode();
+        for bytes in messages {
             self.counters.sync_messages += 1;
             self.counters.sync_bytes += bytes.len() as u64;
             let wire = Wire::Sync {
@@ -153,30 +179,36 @@ impl Sim {
         if self.nodes[node].incarnation != expected {
             return self.abort(id, Kind::SessionTimeout);
         }
-        let message = match Message::decode(bytes) {
-            Ok(message) => message,
-            Err(_) => {
+        let now_ms = self.now / 1000;
+        let strategy = self.scenario.sync.strategy;
+        let step = if strategy.is_baseline() {
+            self.step_doc(id, to_initiator, bytes)
+        } else {
+            let Ok(message) = Message::decode(bytes) else {
                 self.counters.decode_errors += 1;
                 return self.abort(id, Kind::SessionTimeout);
-            }
+            };
+            let step = match strategy {
+                Strategy::Naive => self.step_naive(id, to_initiator, message),
+                _ => self.step_votemesh(id, to_initiator, message, now_ms),
+            };
+            step.map(|(received, send, done)| Stepped {
+                received,
+                send: encode_all(send),
+                done,
+                finished: false,
+            })
         };
-
-        let now_ms = self.now / 1000;
-        let poll = session.poll;
-        let strategy = self.scenario.sync.strategy;
-        let step = match strategy {
-            Strategy::Votemesh => self.step_votemesh(id, to_initiator, message, now_ms),
-            Strategy::Naive => self.step_naive(id, to_initiator, message),
-        };
-        let Some((received, send, done)) = step else {
+        let Some(step) = step else {
             self.counters.sync_errors += 1;
             return self.abort(id, Kind::SessionTimeout);
         };
-        let _ = poll;
-        self.learn(node, peer, received, true);
+        self.learn(node, peer, step.received, true);
         if let Some(session) = self.sessions.get_mut(&id) {
             session.last_activity = self.now;
-            if done {
+            if step.finished {
+                session.done = (true, true);
+            } else if step.done {
                 if to_initiator {
                     session.done.0 = true;
                 } else {
@@ -184,7 +216,7 @@ impl Sim {
                 }
             }
         }
-        self.send_sync(id, !to_initiator, send);
+        self.send_sync(id, !to_initiator, step.send);
         self.maybe_finish(id);
     }
 
