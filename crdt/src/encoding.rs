@@ -14,6 +14,8 @@ pub(crate) mod tag {
     pub(crate) const VOTE: &str = "votemesh/vote/v1";
     pub(crate) const CREDENTIAL: &str = "votemesh/credential/v1";
     pub(crate) const RECEIPT: &str = "votemesh/receipt/v1";
+    /// A group receipt statement: the version-2 receipt.
+    pub(crate) const RECEIPT_V2: &str = "votemesh/receipt/v2";
     pub(crate) const ATTESTATION: &str = "votemesh/attestation/v1";
     pub(crate) const TALLY: &str = "votemesh/tally/v1";
 }

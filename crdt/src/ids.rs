@@ -56,7 +56,10 @@ macro_rules! hex_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&hex::encode(self.0))
+                // On the stack: receipts carry a dozen of these each.
+                let mut text = [0u8; 2 * $len];
+                hex::encode_to_slice(self.0, &mut text).expect("twice the length");
+                s.serialize_str(std::str::from_utf8(&text).expect("hex is ascii"))
             }
         }
 

@@ -183,7 +183,10 @@ mod tests {
 
     fn confirmed(record: &Record) -> Outcome {
         let node = SecretKey::from_seed(&[5; 32]);
-        let receipt = Receipt::sign(&node, record.poll, record.entry, 2_000);
+        let tree = crdt::GroupTree::new(&[record.entry]).unwrap();
+        let receipt = crdt::GroupStatement::sign(&node, record.poll, &tree, 2_000)
+            .receipt(&tree, 0)
+            .unwrap();
         Outcome::Confirmed(check_receipt(&record.vote, receipt).expect("valid receipt"))
     }
 

@@ -36,6 +36,13 @@ pub enum ReceiptError {
         /// The node named in the receipt.
         node: crdt::PublicKey,
     },
+    /// The receipt's inclusion path does not lead from this vote to the root
+    /// the node signed.
+    #[error("receipt of node {node} does not include the vote in the group it signed")]
+    BadPath {
+        /// The node named in the receipt.
+        node: crdt::PublicKey,
+    },
     /// The receipt is for another poll.
     #[error("receipt is for poll {got}, the vote for poll {want}")]
     WrongPoll {
@@ -54,7 +61,11 @@ pub enum ReceiptError {
     },
 }
 
-/// Checks that `receipt` is a node's valid signature over this exact vote.
+/// Checks that `receipt` is a node's valid signature over this exact vote:
+/// the receipt names the vote's poll and entry; for a group receipt
+/// (version 2), its inclusion path leads from the entry to the group's root
+/// and the node's signature over that root verifies; for a version-1
+/// receipt, the node's signature over the entry verifies.
 pub fn check_receipt(vote: &Vote, receipt: Receipt) -> Result<CheckedReceipt, ReceiptError> {
     if receipt.poll != vote.body().poll {
         return Err(ReceiptError::WrongPoll {
@@ -68,10 +79,11 @@ pub fn check_receipt(vote: &Vote, receipt: Receipt) -> Result<CheckedReceipt, Re
             got: receipt.entry,
         });
     }
-    if receipt.verify().is_err() {
-        return Err(ReceiptError::BadSignature { node: receipt.node });
+    match receipt.verify() {
+        Ok(()) => Ok(CheckedReceipt(receipt)),
+        Err(crdt::ReceiptError::Path { .. }) => Err(ReceiptError::BadPath { node: receipt.node }),
+        Err(_) => Err(ReceiptError::BadSignature { node: receipt.node }),
     }
-    Ok(CheckedReceipt(receipt))
 }
 
 /// A definitive refusal, shown to the voter.
@@ -187,7 +199,7 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crdt::{SecretKey, VoteBody, VoteId};
+    use crdt::{GroupStatement, GroupTree, SecretKey, VoteBody, VoteId};
     use serde_json::json;
 
     fn vote() -> Vote {
@@ -203,13 +215,19 @@ mod tests {
         .sign(&SecretKey::from_seed(&[1; 32]))
     }
 
+    /// A node's receipt for `entry` in a group with two other entries.
+    fn group_receipt(poll: PollId, entry: EntryHash) -> Receipt {
+        let mut group = vec![entry, EntryHash([0x11; 32]), EntryHash([0xee; 32])];
+        group.sort();
+        let tree = GroupTree::new(&group).unwrap();
+        let statement = GroupStatement::sign(&SecretKey::from_seed(&[5; 32]), poll, &tree, 2_000);
+        statement
+            .receipt(&tree, tree.position(&entry).unwrap())
+            .unwrap()
+    }
+
     fn receipt_for(vote: &Vote) -> Receipt {
-        Receipt::sign(
-            &SecretKey::from_seed(&[5; 32]),
-            vote.body().poll,
-            vote.hash(),
-            2_000,
-        )
+        group_receipt(vote.body().poll, vote.hash())
     }
 
     fn reply(status: u16, body: &str) -> Reply<'_> {
@@ -234,6 +252,53 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_receipt_for_the_vote_still_confirms_it() {
+        let vote = vote();
+        let node = SecretKey::from_seed(&[5; 32]);
+        let v1 = Receipt::sign_v1(&node, vote.body().poll, vote.hash(), 2_000);
+
+        assert_eq!(check_receipt(&vote, v1.clone()).unwrap().receipt(), &v1);
+    }
+
+    #[test]
+    fn a_receipt_whose_path_does_not_reach_the_signed_root_is_refused() {
+        let vote = vote();
+        let good = receipt_for(&vote);
+        let mut bent = good.clone();
+        bent.group.as_mut().unwrap().path[0].0[0] ^= 1;
+        let mut moved = good.clone();
+        moved.group.as_mut().unwrap().index ^= 1;
+        let mut shorter = good.clone();
+        shorter.group.as_mut().unwrap().path.pop();
+
+        for bad in [bent, moved, shorter] {
+            assert_eq!(
+                check_receipt(&vote, bad.clone()),
+                Err(ReceiptError::BadPath { node: good.node })
+            );
+            let body = json!({"receipt": bad, "status": "stored"}).to_string();
+            assert!(matches!(
+                classify(&vote, reply(200, &body)),
+                Outcome::Retry(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_group_receipt_signed_over_another_root_is_refused() {
+        let vote = vote();
+        // A real path to a root the node never signed.
+        let mut other = receipt_for(&vote);
+        let elsewhere = group_receipt(PollId([8; 32]), vote.hash());
+        other.signature = elsewhere.signature;
+
+        assert_eq!(
+            check_receipt(&vote, other.clone()),
+            Err(ReceiptError::BadSignature { node: other.node })
+        );
+    }
+
+    #[test]
     fn a_forged_receipt_keeps_the_vote_pending() {
         let vote = vote();
         let mut forged = receipt_for(&vote);
@@ -253,9 +318,8 @@ mod tests {
     #[test]
     fn a_receipt_for_another_entry_or_poll_is_refused() {
         let vote = vote();
-        let node = SecretKey::from_seed(&[5; 32]);
-        let other_entry = Receipt::sign(&node, vote.body().poll, EntryHash([9; 32]), 1);
-        let other_poll = Receipt::sign(&node, PollId([8; 32]), vote.hash(), 1);
+        let other_entry = group_receipt(vote.body().poll, EntryHash([9; 32]));
+        let other_poll = group_receipt(PollId([8; 32]), vote.hash());
 
         assert!(matches!(
             check_receipt(&vote, other_entry),
