@@ -6,10 +6,11 @@
 //! receipt group, the byte `0x01` and the group's id (u64 big-endian), then
 //! the vote's canonical signed encoding (which starts with the byte `v`, so
 //! entries written without a group, by earlier versions, read as before);
-//! tree `groups/<poll id hex>` maps a group id (u64 big-endian) to the time
-//! the group was stored (u64), the node's signature over the group statement
-//! (64 bytes) and the group's entry hashes in ascending order (32 bytes
-//! each).
+//! tree `groups/<poll id hex>` holds each group as the time it was stored
+//! (u64), the node's signature over the group statement (64 bytes) and its
+//! entry hashes in ascending order (32 bytes each), cut into chunks of at
+//! most 120 hashes keyed by the group id (u64 big-endian) and the chunk's
+//! number (u32 big-endian), so no sled page becomes a blob.
 //!
 //! Receipts are rebuilt from that: a group's tree is recomputed from its
 //! entry hashes (about two SHA-256 per entry) and the entry's path read off
@@ -187,6 +188,17 @@ fn groups_tree_name(poll: &PollId) -> String {
     format!("groups/{poll}")
 }
 
+/// Entry hashes per stored chunk of a group (3,840 bytes).
+const GROUP_CHUNK: usize = 120;
+
+/// A group chunk's key: the group id, then the chunk's number.
+fn group_chunk_key(id: u64, chunk: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
+
 /// The byte after `received_at` that marks a group id; a vote's encoding
 /// starts with `v` instead.
 const IN_GROUP: u8 = 0x01;
@@ -290,25 +302,41 @@ impl Store for SledStore {
     }
 
     fn put_group(&self, poll: &PollId, id: u64, group: &StoredGroup) -> Result<(), StoreError> {
-        let mut value = Vec::with_capacity(72 + 32 * group.entries.len());
-        value.extend_from_slice(&group.received_at.to_be_bytes());
-        value.extend_from_slice(&group.signature.0);
-        for entry in &group.entries {
-            value.extend_from_slice(entry.as_bytes());
+        // In chunks, so no sled page grows past its blob threshold (a blob
+        // costs two more fsyncs per group); one batch, written atomically.
+        let mut batch = sled::Batch::default();
+        for (n, hashes) in group.entries.chunks(GROUP_CHUNK).enumerate() {
+            let mut value = Vec::with_capacity(72 + 32 * hashes.len());
+            if n == 0 {
+                value.extend_from_slice(&group.received_at.to_be_bytes());
+                value.extend_from_slice(&group.signature.0);
+            }
+            for entry in hashes {
+                value.extend_from_slice(entry.as_bytes());
+            }
+            batch.insert(&group_chunk_key(id, n as u32)[..], value);
         }
         self.db
             .open_tree(groups_tree_name(poll))?
-            .insert(id.to_be_bytes(), value)?;
+            .apply_batch(batch)?;
         Ok(())
     }
 
     fn group(&self, poll: &PollId, id: u64) -> Result<Option<StoredGroup>, StoreError> {
         let name = groups_tree_name(poll);
-        let Some(value) = self.db.open_tree(&name)?.get(id.to_be_bytes())? else {
-            return Ok(None);
-        };
         let key = id.to_be_bytes();
         let bad = |reason: String| corrupt(&name, &key, reason);
+        let mut value = Vec::new();
+        for (n, chunk) in self.db.open_tree(&name)?.scan_prefix(key).enumerate() {
+            let (chunk_key, bytes) = chunk?;
+            if chunk_key[..] != group_chunk_key(id, n as u32)[..] {
+                return Err(bad(format!("chunk {n} is missing")));
+            }
+            value.extend_from_slice(&bytes);
+        }
+        if value.is_empty() {
+            return Ok(None);
+        }
         let (at, rest) = value
             .split_first_chunk::<8>()
             .ok_or_else(|| bad("value is too short".into()))?;
@@ -419,6 +447,25 @@ mod tests {
         assert_eq!(group.entries, vec![vote.hash()]);
         assert_eq!(group.signature, Signature([3; 64]));
         assert_eq!(store.group(&poll.id, 8).unwrap(), None);
+        assert_eq!(store.group(&poll.id, 6).unwrap(), None);
+
+        // A group of many chunks reads back whole, next to its neighbours.
+        let many: Vec<EntryHash> = (0..301u32)
+            .map(|i| {
+                let mut h = [0u8; 32];
+                h[..4].copy_from_slice(&i.to_be_bytes());
+                EntryHash(h)
+            })
+            .collect();
+        let big = StoredGroup {
+            received_at: 43,
+            signature: Signature([4; 64]),
+            entries: many,
+        };
+        store.put_group(&poll.id, 8, &big).unwrap();
+        store.sync().unwrap();
+        assert_eq!(store.group(&poll.id, 8).unwrap(), Some(big));
+        assert_eq!(store.group(&poll.id, 7).unwrap().unwrap().entries.len(), 1);
         let entries: Vec<_> = store
             .entries(&poll.id)
             .unwrap()
