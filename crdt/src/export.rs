@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::unhex;
 use crate::error::DecodeError;
 use crate::ids::{PollId, PublicKey};
 use crate::poll::Poll;
@@ -152,40 +153,6 @@ impl Record {
     }
 }
 
-/// The value of each hex digit (either case), 0xff for every other byte.
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// Hex digits to bytes in one pass; `None` for an odd length or any byte
-/// that is not a hex digit. Accepts exactly what `hex::decode` accepts.
-fn unhex(digits: &[u8]) -> Option<Vec<u8>> {
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(digits.len() / 2);
-    let mut bad = 0u8;
-    for pair in digits.chunks_exact(2) {
-        let (high, low) = (HEX_VALUES[pair[0] as usize], HEX_VALUES[pair[1] as usize]);
-        bad |= high | low;
-        out.push(high << 4 | (low & 0x0f));
-    }
-    // Every valid digit is below 16; 0xff marks a bad one.
-    (bad & 0xf0 == 0).then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,28 +198,6 @@ mod tests {
         assert_eq!(Record::from_line(&spaced).unwrap(), Record::Entry(vote));
         let bad = line.replace("\"}", "zz\"}");
         assert_eq!(Record::from_line(&bad), Err(RecordError::Hex));
-    }
-
-    #[test]
-    fn the_hex_reader_agrees_with_the_hex_crate() {
-        let mut cases: Vec<Vec<u8>> = vec![
-            b"".to_vec(),
-            b"0".to_vec(),
-            b"00ff".to_vec(),
-            b"00FFaB9c".to_vec(),
-            b"0g".to_vec(),
-            b" 0".to_vec(),
-            b"\xc3\xa9".to_vec(),
-        ];
-        // Every pair of bytes, valid or not.
-        for a in 0..=255u8 {
-            for b in 0..=255u8 {
-                cases.push(vec![a, b]);
-            }
-        }
-        for case in cases {
-            assert_eq!(unhex(&case), hex::decode(&case).ok(), "{case:?}");
-        }
     }
 
     #[test]

@@ -46,10 +46,12 @@ macro_rules! hex_id {
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let mut out = [0u8; $len];
-                hex::decode_to_slice(s, &mut out).map_err(|_| DecodeError::Hex {
-                    field: stringify!($name),
-                    expected: $len,
-                })?;
+                if !crate::encoding::unhex_to_slice(s.as_bytes(), &mut out) {
+                    return Err(DecodeError::Hex {
+                        field: stringify!($name),
+                        expected: $len,
+                    });
+                }
                 Ok(Self(out))
             }
         }

@@ -449,8 +449,13 @@ fn judge(
     let mut verdicts = Vec::with_capacity(votes.len());
     let mut fresh = Vec::with_capacity(votes.len());
     let mut receipts = Receipts::new(store, key, slot.poll.id);
-    for vote in votes {
-        let held = if slot.contains(&vote.hash()) {
+    // One look under the replica's lock for the whole request.
+    let in_replica: Vec<bool> = {
+        let state = slot.view();
+        votes.iter().map(|v| state.contains(&v.hash())).collect()
+    };
+    for (vote, in_replica) in votes.into_iter().zip(in_replica) {
+        let held = if in_replica {
             receipts
                 .lookup(&vote.hash())
                 .map_err(|e| storage_failed(&slot.poll.id, e))?

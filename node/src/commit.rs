@@ -402,14 +402,19 @@ fn plan_and_write(
                 sources.push(Vec::new());
             }
             Job::Votes { poll, votes, .. } => {
-                let slot = polls.get(poll);
+                // A retry gets the receipt of the first time. Only the
+                // replica's entries were acknowledged: an entry stored by a
+                // group whose sync failed is written anew.
+                let acknowledged: Vec<bool> = match polls.get(poll) {
+                    Some(slot) => {
+                        let state = slot.view();
+                        votes.iter().map(|v| state.contains(&v.hash())).collect()
+                    }
+                    None => vec![false; votes.len()],
+                };
                 let mut job_sources = Vec::with_capacity(votes.len());
-                for vote in votes {
+                for (vote, acknowledged) in votes.iter().zip(acknowledged) {
                     let key = (*poll, vote.hash());
-                    // A retry gets the receipt of the first time. Only the
-                    // replica's entries were acknowledged: an entry stored by
-                    // a group whose sync failed is written anew.
-                    let acknowledged = slot.as_ref().is_some_and(|s| s.contains(&key.1));
                     let source = match first_seen.get(&key) {
                         Some(source) => *source,
                         None => {
