@@ -19,8 +19,6 @@
 //!
 //! The recount is the tally of the union of all admitted entries of all files.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::admit::admit_batch;
@@ -145,7 +143,11 @@ struct FileState {
     header: Option<Header>,
     lines: u64,
     has_poll: bool,
-    entries: BTreeMap<EntryHash, u64>,
+    /// Every entry line as (hash, line number), in input order; sorted,
+    /// checked for duplicates (check 4) and turned into `entries` at the end.
+    seen: Vec<(EntryHash, u64)>,
+    /// The file's distinct entries, ascending, once settled at the end.
+    entries: Vec<EntryHash>,
     /// The digest of `entries`, once computed at the end.
     digest: Option<Digest>,
     attestations: Vec<(u64, Attestation)>,
@@ -155,8 +157,9 @@ struct FileState {
 pub struct Audit {
     files: Vec<FileState>,
     poll: Option<Poll>,
-    /// Distinct entries across files with the first place each was seen.
-    votes: BTreeMap<EntryHash, (Vote, usize, u64)>,
+    /// Every entry with the place it was seen, in input order; made
+    /// distinct (keeping the first place) at the end.
+    votes: Vec<(Vote, usize, u64)>,
     failures: Vec<Failure>,
     passed: [u64; 10],
     failed: [u64; 10],
@@ -174,7 +177,7 @@ impl Audit {
         Audit {
             files: Vec::new(),
             poll: None,
-            votes: BTreeMap::new(),
+            votes: Vec::new(),
             failures: Vec::new(),
             passed: [0; 10],
             failed: [0; 10],
@@ -189,7 +192,8 @@ impl Audit {
             lines: 0,
             has_poll: false,
             digest: None,
-            entries: BTreeMap::new(),
+            seen: Vec::new(),
+            entries: Vec::new(),
             attestations: Vec::new(),
         });
         self.files.len() - 1
@@ -294,20 +298,9 @@ impl Audit {
             Record::Header(_) => unreachable!("handled by push_line"),
             Record::Poll(poll) => self.poll_record(file, number, poll),
             Record::Entry(vote) => {
-                let hash = vote.hash();
-                if self.files[file].entries.insert(hash, number).is_some() {
-                    let message = format!("entry {hash} appears more than once");
-                    return self.fail(
-                        4,
-                        file,
-                        Some(number),
-                        Some(hash),
-                        "duplicate_entry",
-                        message,
-                    );
-                }
-                self.passed[4] += 1;
-                self.votes.entry(hash).or_insert((vote, file, number));
+                // Duplicates (check 4) are found when the file is settled.
+                self.files[file].seen.push((vote.hash(), number));
+                self.votes.push((vote, file, number));
             }
             Record::Attestation(a) => self.files[file].attestations.push((number, a)),
         }
@@ -350,6 +343,42 @@ impl Audit {
         }
     }
 
+    /// Check 4 for every file, in file then line order: sorts each file's
+    /// entries, keeps the first line of each hash and fails the others.
+    fn settle_files(&mut self) {
+        for file in 0..self.files.len() {
+            let mut seen = std::mem::take(&mut self.files[file].seen);
+            // Stable: the lines of one hash stay in input order.
+            seen.sort_by_key(|e| e.0);
+            let mut entries: Vec<EntryHash> = Vec::with_capacity(seen.len());
+            let mut repeated: Vec<(u64, EntryHash)> = Vec::new();
+            for (hash, line) in seen {
+                if entries.last() == Some(&hash) {
+                    repeated.push((line, hash));
+                } else {
+                    entries.push(hash);
+                }
+            }
+            self.passed[4] += entries.len() as u64;
+            self.files[file].entries = entries;
+            repeated.sort_unstable();
+            for (line, hash) in repeated {
+                let message = format!("entry {hash} appears more than once");
+                self.fail(4, file, Some(line), Some(hash), "duplicate_entry", message);
+            }
+        }
+    }
+
+    /// The distinct entries of all files, ascending, each with the first
+    /// place it was seen (file, then line order).
+    fn distinct_votes(&mut self) -> Vec<(Vote, usize, u64)> {
+        let mut votes = std::mem::take(&mut self.votes);
+        // Stable: of equal hashes, the first place seen comes first.
+        votes.sort_by_key(|v| v.0.hash());
+        votes.dedup_by(|later, first| later.0.hash() == first.0.hash());
+        votes
+    }
+
     /// Runs the entry and attestation checks and recounts. `admit` decides
     /// admission for a batch of votes: pass [`crate::admit_batch`], or a
     /// function that spreads the same call over threads.
@@ -357,6 +386,7 @@ impl Audit {
         mut self,
         admit: impl Fn(&Poll, &[Vote]) -> Vec<Result<(), Rejection>>,
     ) -> Report {
+        self.settle_files();
         // A file with no line at all has no first line for check 1 to fail on.
         for file in 0..self.files.len() {
             if self.files[file].lines == 0 {
@@ -372,12 +402,53 @@ impl Audit {
         };
 
         // Votes and where each was first seen, apart, so the votes need no copy.
-        let (places, batch): (Vec<(EntryHash, usize, u64)>, Vec<Vote>) =
-            std::mem::take(&mut self.votes)
-                .into_iter()
-                .map(|(hash, (vote, file, line))| ((hash, file, line), vote))
-                .unzip();
-        let verdicts = admit(&poll, &batch);
+        let (places, batch): (Vec<(EntryHash, usize, u64)>, Vec<Vote>) = self
+            .distinct_votes()
+            .into_iter()
+            .map(|(vote, file, line)| ((vote.hash(), file, line), vote))
+            .unzip();
+        let union: Vec<EntryHash> = places.iter().map(|p| p.0).collect();
+
+        // While the signatures are checked (on every core), the digests and
+        // the count as if every entry passes, the usual case; the count and
+        // digest are redone below if one does not. A file that holds every
+        // entry of the union holds exactly the union: same digest.
+        let files: Vec<&[EntryHash]> = self.files.iter().map(|f| f.entries.as_slice()).collect();
+        let (verdicts, (hopeful, union_digest, file_digests)) = concurrently(
+            || admit(&poll, &batch),
+            || {
+                let mut tally = TallyState::new(poll.option_count());
+                for vote in &batch {
+                    tally.add(vote);
+                }
+                let digest = digest_sorted(&union).expect("distinct_votes sorts");
+                let per_file: Vec<Digest> = files
+                    .iter()
+                    .map(|entries| {
+                        if entries.len() == union.len() {
+                            digest
+                        } else {
+                            digest_sorted(*entries).expect("settled files are sorted")
+                        }
+                    })
+                    .collect();
+                (tally, digest, per_file)
+            },
+        );
+
+        if verdicts.iter().all(Result::is_ok) {
+            self.passed[5] += batch.len() as u64;
+            self.passed[6] += batch.len() as u64;
+            self.check_attestations(&poll, file_digests);
+            let equivocations = hopeful.equivocations();
+            return self.report(
+                Some(&poll),
+                Some(hopeful.tally()),
+                Some(union_digest),
+                equivocations,
+            );
+        }
+        drop(hopeful);
 
         let mut tally = TallyState::new(poll.option_count());
         let mut admitted = Vec::with_capacity(batch.len());
@@ -410,8 +481,8 @@ impl Audit {
             }
         }
 
-        self.check_attestations(&poll);
-        let digest = digest_sorted(&admitted).expect("BTreeMap order");
+        let digest = digest_sorted(&admitted).expect("distinct_votes sorts");
+        self.check_attestations(&poll, file_digests);
         let equivocations = tally.equivocations();
         self.report(
             Some(&poll),
@@ -432,9 +503,9 @@ impl Audit {
         });
     }
 
-    fn check_attestations(&mut self, poll: &Poll) {
-        for file in 0..self.files.len() {
-            let digest = digest_sorted(self.files[file].entries.keys()).expect("BTreeMap order");
+    /// Checks 7 to 9, with each file's digest (of its own entries) given.
+    fn check_attestations(&mut self, poll: &Poll, digests: Vec<Digest>) {
+        for (file, digest) in digests.into_iter().enumerate() {
             self.files[file].digest = Some(digest);
             let count = self.files[file].entries.len() as u64;
             let attestations = std::mem::take(&mut self.files[file].attestations);
@@ -514,9 +585,9 @@ impl Audit {
                 name: f.name.clone(),
                 node: f.header.as_ref().map(|h| h.node),
                 entries: f.entries.len() as u64,
-                digest: f
-                    .digest
-                    .unwrap_or_else(|| digest_sorted(f.entries.keys()).expect("BTreeMap order")),
+                digest: f.digest.unwrap_or_else(|| {
+                    digest_sorted(&f.entries).expect("settled files are sorted")
+                }),
                 attestations: f.attestations.len() as u64,
             })
             .collect();
@@ -533,6 +604,22 @@ impl Audit {
             equivocations,
         }
     }
+}
+
+/// Runs `main` here and `aside` on a second thread at the same time (one
+/// after the other on wasm32, which has no threads).
+fn concurrently<A, B>(main: impl FnOnce() -> A, aside: impl FnOnce() -> B + Send) -> (A, B)
+where
+    B: Send,
+{
+    if cfg!(target_arch = "wasm32") {
+        return (main(), aside());
+    }
+    std::thread::scope(|s| {
+        let other = s.spawn(aside);
+        let a = main();
+        (a, other.join().expect("audit worker panicked"))
+    })
 }
 
 /// Convenience: audits files given as `(name, text)` with [`admit_batch`].

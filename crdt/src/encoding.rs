@@ -14,6 +14,8 @@ pub(crate) mod tag {
     pub(crate) const VOTE: &str = "votemesh/vote/v1";
     pub(crate) const CREDENTIAL: &str = "votemesh/credential/v1";
     pub(crate) const RECEIPT: &str = "votemesh/receipt/v1";
+    /// A group receipt statement: the version-2 receipt.
+    pub(crate) const RECEIPT_V2: &str = "votemesh/receipt/v2";
     pub(crate) const ATTESTATION: &str = "votemesh/attestation/v1";
     pub(crate) const TALLY: &str = "votemesh/tally/v1";
 }
@@ -164,9 +166,89 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The value of each hex digit (either case), 0xff for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Hex digits to bytes in one pass; `None` for an odd length or any byte
+/// that is not a hex digit. Accepts exactly what `hex::decode` accepts.
+pub(crate) fn unhex(digits: &[u8]) -> Option<Vec<u8>> {
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(digits.len() / 2);
+    let mut bad = 0u8;
+    for pair in digits.chunks_exact(2) {
+        let (high, low) = (HEX_VALUES[pair[0] as usize], HEX_VALUES[pair[1] as usize]);
+        bad |= high | low;
+        out.push(high << 4 | (low & 0x0f));
+    }
+    // Every valid digit is below 16; 0xff marks a bad one.
+    (bad & 0xf0 == 0).then_some(out)
+}
+
+/// Hex digits into `out`, which they must fill exactly; false for a wrong
+/// length or any byte that is not a hex digit (nothing is promised of `out`
+/// then). Accepts exactly what `hex::decode_to_slice` accepts.
+pub(crate) fn unhex_to_slice(digits: &[u8], out: &mut [u8]) -> bool {
+    if digits.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (pair, byte) in digits.chunks_exact(2).zip(out.iter_mut()) {
+        let (high, low) = (HEX_VALUES[pair[0] as usize], HEX_VALUES[pair[1] as usize]);
+        bad |= high | low;
+        *byte = high << 4 | (low & 0x0f);
+    }
+    bad & 0xf0 == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hex_readers_agree_with_the_hex_crate() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"0".to_vec(),
+            b"00ff".to_vec(),
+            b"00FFaB9c".to_vec(),
+            b"0g".to_vec(),
+            b" 0".to_vec(),
+            "\u{e9}".as_bytes().to_vec(),
+        ];
+        // Every pair of bytes, valid or not.
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                cases.push(vec![a, b]);
+            }
+        }
+        for case in cases {
+            assert_eq!(unhex(&case), hex::decode(&case).ok(), "{case:?}");
+            let mut one = [0u8; 1];
+            let ours = unhex_to_slice(&case, &mut one);
+            let mut theirs = [0u8; 1];
+            let expected = hex::decode_to_slice(&case, &mut theirs).is_ok();
+            assert_eq!(ours, expected, "{case:?}");
+            if ours {
+                assert_eq!(one, theirs);
+            }
+        }
+    }
 
     #[test]
     fn reader_reads_back_what_writer_wrote() {

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::unhex;
 use crate::error::DecodeError;
 use crate::ids::{PollId, PublicKey};
 use crate::poll::Poll;
@@ -136,9 +137,8 @@ impl Record {
             .strip_prefix(ENTRY_PREFIX)
             .and_then(|rest| rest.strip_suffix("\"}"))
         {
-            if data.bytes().all(|b| b.is_ascii_hexdigit()) {
-                let bytes = hex::decode(data).map_err(|_| RecordError::Hex)?;
-                return Ok(Record::Entry(Vote::decode(&bytes)?));
+            if let Some(bytes) = unhex(data.as_bytes()) {
+                return Ok(Record::Entry(Vote::decode_owned(bytes)?));
             }
         }
         let parsed: Line =

@@ -46,17 +46,22 @@ macro_rules! hex_id {
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let mut out = [0u8; $len];
-                hex::decode_to_slice(s, &mut out).map_err(|_| DecodeError::Hex {
-                    field: stringify!($name),
-                    expected: $len,
-                })?;
+                if !crate::encoding::unhex_to_slice(s.as_bytes(), &mut out) {
+                    return Err(DecodeError::Hex {
+                        field: stringify!($name),
+                        expected: $len,
+                    });
+                }
                 Ok(Self(out))
             }
         }
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&hex::encode(self.0))
+                // On the stack: receipts carry a dozen of these each.
+                let mut text = [0u8; 2 * $len];
+                hex::encode_to_slice(self.0, &mut text).expect("twice the length");
+                s.serialize_str(std::str::from_utf8(&text).expect("hex is ascii"))
             }
         }
 

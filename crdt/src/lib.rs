@@ -81,7 +81,9 @@ mod tally;
 mod vote;
 
 pub use admit::{admit, admit_batch, check_form};
-pub use digest::{digest_sorted, DigestBuilder, OrderError};
+pub use digest::{
+    digest_sorted, root_from_path, DigestBuilder, GroupTree, GroupTreeError, OrderError,
+};
 pub use error::{DecodeError, Rejection, SignatureError, SignedByError};
 pub use ids::{Digest, EntryHash, PollId, PublicKey, Signature, VoteId};
 pub use parallel::{admit_parallel, admit_parallel_with, decode_lines};
@@ -91,6 +93,8 @@ pub use poll::{
 };
 pub use signature::{verify, verify_batch, SecretKey, SignedMessage};
 pub use state::{Inserted, PollState};
-pub use statement::{Attestation, Receipt, SignedTally};
+pub use statement::{
+    Attestation, GroupStatement, Inclusion, Receipt, ReceiptError, SignedTally, MAX_PATH,
+};
 pub use tally::{Equivocation, Tally, TallyState};
 pub use vote::{Credential, Vote, VoteBody};

@@ -188,7 +188,13 @@ impl Vote {
 
     /// Decodes a vote from its canonical encoding. Checks the form only.
     pub fn decode(bytes: &[u8]) -> Result<Vote, DecodeError> {
-        let mut r = Reader::new(bytes, tag::VOTE)?;
+        Vote::decode_owned(bytes.to_vec())
+    }
+
+    /// [`Vote::decode`] of an encoding the caller owns: kept as the vote's
+    /// encoding without a copy.
+    pub fn decode_owned(bytes: Vec<u8>) -> Result<Vote, DecodeError> {
+        let mut r = Reader::new(&bytes, tag::VOTE)?;
         let poll = PollId(r.array("poll")?);
         let voter = PublicKey(r.array("voter")?);
         let choice = r.u32("choice")?;
@@ -220,11 +226,12 @@ impl Vote {
         // The reader accepted exactly one encoding, so the input bytes are the
         // canonical ones: keep them rather than encoding the body again.
         debug_assert_eq!([body.signing_bytes(), signature.0.to_vec()].concat(), bytes);
+        let hash = EntryHash(Sha256::digest(&bytes).into());
         Ok(Vote {
             body,
             signature,
-            encoded: bytes.to_vec(),
-            hash: EntryHash(Sha256::digest(bytes).into()),
+            encoded: bytes,
+            hash,
         })
     }
 }

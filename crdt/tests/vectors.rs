@@ -10,8 +10,9 @@
 use std::path::PathBuf;
 
 use crdt::{
-    digest_sorted, Attestation, Credential, Eligibility, EntryHash, Poll, PollDraft, PollId,
-    PublicKey, Receipt, SecretKey, SignedMessage, SignedTally, Vote, VoteBody, VoteId,
+    digest_sorted, Attestation, Credential, Eligibility, EntryHash, GroupStatement, GroupTree,
+    Poll, PollDraft, PollId, PublicKey, Receipt, SecretKey, SignedMessage, SignedTally, Vote,
+    VoteBody, VoteId,
 };
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -29,7 +30,10 @@ struct Doc(Vec<u8>);
 
 impl Doc {
     fn tag(kind: &str) -> Self {
-        let mut out = format!("votemesh/{kind}/v1").into_bytes();
+        Self::tag_v(kind, 1)
+    }
+    fn tag_v(kind: &str, version: u32) -> Self {
+        let mut out = format!("votemesh/{kind}/v{version}").into_bytes();
         out.push(0);
         Doc(out)
     }
@@ -204,7 +208,7 @@ fn compute() -> Value {
     .sign(&voter);
     crdt::admit(&credential_poll, &credential_vote).unwrap();
 
-    let receipt = Receipt::sign(&node, open.id, vote.hash(), OPENS_AT + 60_250);
+    let receipt = Receipt::sign_v1(&node, open.id, vote.hash(), OPENS_AT + 60_250);
     let receipt_bytes = Doc::tag("receipt")
         .raw(&node.public().0)
         .raw(&open.id.0)
@@ -234,6 +238,8 @@ fn compute() -> Value {
     hashes.sort();
     let digest = digest_sorted(&hashes).unwrap();
     assert_eq!(state.digest(), digest);
+
+    let batch_receipts = batch_receipt_vector(&node, &open, &vote, &revisions, &voter);
 
     let attestation = Attestation::sign(&node, open.id, digest, 3, OPENS_AT + 600_000);
     let attestation_bytes = Doc::tag("attestation")
@@ -309,6 +315,7 @@ fn compute() -> Value {
             "signing_bytes": hex::encode(&receipt_bytes.0),
             "signature": receipt.signature.to_string(),
         },
+        "batch_receipt": batch_receipts,
         "digest": {
             "entries_ascending": hashes.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "digest": digest.to_string(),
@@ -325,6 +332,101 @@ fn compute() -> Value {
             "signing_bytes": hex::encode(&tally_bytes.0),
             "signature": tally.signature.to_string(),
         },
+    })
+}
+
+/// RFC 6962's Merkle Tree Hash, written from the document.
+fn doc_mth(leaves: &[EntryHash]) -> [u8; 32] {
+    match leaves.len() {
+        0 => Sha256::digest(b"").into(),
+        1 => Sha256::digest([&[0u8][..], &leaves[0].0].concat()).into(),
+        n => {
+            let k = doc_split(n);
+            let (left, right) = (doc_mth(&leaves[..k]), doc_mth(&leaves[k..]));
+            Sha256::digest([&[1u8][..], &left, &right].concat()).into()
+        }
+    }
+}
+
+/// The largest power of two smaller than `n` (n > 1).
+fn doc_split(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+/// RFC 6962's audit path PATH(m, D[n]), bottom-up, written from the document.
+fn doc_path(m: usize, leaves: &[EntryHash]) -> Vec<[u8; 32]> {
+    if leaves.len() <= 1 {
+        return Vec::new();
+    }
+    let k = doc_split(leaves.len());
+    if m < k {
+        let mut path = doc_path(m, &leaves[..k]);
+        path.push(doc_mth(&leaves[k..]));
+        path
+    } else {
+        let mut path = doc_path(m - k, &leaves[k..]);
+        path.push(doc_mth(&leaves[..k]));
+        path
+    }
+}
+
+/// A commit group of five entries of the open poll: the statement the node
+/// signs once, and every entry's receipt.
+fn batch_receipt_vector(
+    node: &SecretKey,
+    open: &Poll,
+    vote: &Vote,
+    revisions: &[Vote],
+    voter: &SecretKey,
+) -> Value {
+    let fifth = VoteBody {
+        seq: 4,
+        choice: 0,
+        vote_id: VoteId::from_bytes([4; 16]),
+        cast_at: OPENS_AT + 240_000,
+        ..vote.body().clone()
+    }
+    .sign(voter);
+    let mut entries: Vec<EntryHash> = std::iter::once(vote)
+        .chain(revisions)
+        .chain([&fifth])
+        .map(Vote::hash)
+        .collect();
+    entries.sort();
+    let received_at = OPENS_AT + 250_000;
+    let tree = GroupTree::new(&entries).unwrap();
+    let statement = GroupStatement::sign(node, open.id, &tree, received_at);
+    assert_eq!(tree.root().0, doc_mth(&entries));
+
+    let signing = Doc::tag_v("receipt", 2)
+        .raw(&node.public().0)
+        .raw(&open.id.0)
+        .raw(&tree.root().0)
+        .u64(entries.len() as u64)
+        .u64(received_at);
+    check_signature(&node.public(), &signing.0, &statement.signature);
+
+    let receipts: Vec<Value> = (0..entries.len())
+        .map(|i| {
+            let receipt = statement.receipt(&tree, i as u64).unwrap();
+            receipt.verify().unwrap();
+            let group = receipt.group.as_ref().unwrap();
+            let path: Vec<[u8; 32]> = group.path.iter().map(|d| d.0).collect();
+            assert_eq!(path, doc_path(i, &entries), "path of entry {i}");
+            serde_json::to_value(&receipt).unwrap()
+        })
+        .collect();
+    json!({
+        "entries_ascending": entries.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "received_at": received_at,
+        "root": tree.root().to_string(),
+        "signing_bytes": hex::encode(&signing.0),
+        "signature": statement.signature.to_string(),
+        "receipts": receipts,
     })
 }
 
@@ -408,4 +510,35 @@ fn fixture_vote_decodes_and_verifies_on_its_own() {
 
 fn vector_poll_id(v: &Value) -> PollId {
     v["vector"]["poll_id"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn fixture_batch_receipts_verify_on_their_own_and_fail_when_altered() {
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_path()).unwrap()).unwrap();
+    let vector = &stored["batch_receipt"];
+    let entries: Vec<EntryHash> = vector["entries_ascending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().parse().unwrap())
+        .collect();
+    let receipts = vector["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), entries.len());
+
+    for (i, json) in receipts.iter().enumerate() {
+        let receipt: Receipt = serde_json::from_value(json.clone()).unwrap();
+        receipt.verify().unwrap();
+        assert_eq!(receipt.entry, entries[i]);
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["root"], vector["root"]);
+        assert_eq!(json["signature"], vector["signature"]);
+        // One statement for the whole group: its signing bytes name the root.
+        let signing = hex::decode(vector["signing_bytes"].as_str().unwrap()).unwrap();
+        check_signature(&receipt.node, &signing, &receipt.signature);
+
+        let mut other = receipt.clone();
+        other.entry = entries[(i + 1) % entries.len()];
+        assert!(other.verify().is_err(), "receipt {i} names only its entry");
+    }
 }

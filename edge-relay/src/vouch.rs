@@ -103,6 +103,14 @@ mod tests {
         SecretKey::from_seed(&[5; 32])
     }
 
+    /// The group receipt `node` signs for `entry` committed alone.
+    fn signed(node: &SecretKey, poll: crdt::PollId, entry: crdt::EntryHash, at: u64) -> Receipt {
+        let tree = crdt::GroupTree::new(&[entry]).unwrap();
+        crdt::GroupStatement::sign(node, poll, &tree, at)
+            .receipt(&tree, 0)
+            .unwrap()
+    }
+
     fn answer(receipt: &Receipt) -> Vec<u8> {
         json!({ "receipt": receipt, "status": "stored" })
             .to_string()
@@ -112,7 +120,7 @@ mod tests {
     #[test]
     fn the_answering_nodes_receipt_for_the_vote_passes() {
         let vote = vote();
-        let receipt = Receipt::sign(&node(), vote.body().poll, vote.hash(), 9);
+        let receipt = signed(&node(), vote.body().poll, vote.hash(), 9);
 
         assert_eq!(
             check_vote_reply(&node().public(), &vote, &answer(&receipt)),
@@ -124,7 +132,7 @@ mod tests {
     fn a_receipt_signed_by_another_key_is_refused() {
         let vote = vote();
         let stranger = SecretKey::from_seed(&[6; 32]);
-        let receipt = Receipt::sign(&stranger, vote.body().poll, vote.hash(), 9);
+        let receipt = signed(&stranger, vote.body().poll, vote.hash(), 9);
 
         let refused = check_vote_reply(&node().public(), &vote, &answer(&receipt)).unwrap_err();
 
@@ -134,9 +142,9 @@ mod tests {
     #[test]
     fn a_broken_signature_another_entry_or_no_receipt_is_refused() {
         let vote = vote();
-        let mut broken = Receipt::sign(&node(), vote.body().poll, vote.hash(), 9);
+        let mut broken = signed(&node(), vote.body().poll, vote.hash(), 9);
         broken.received_at += 1;
-        let other = Receipt::sign(&node(), vote.body().poll, crdt::EntryHash([3; 32]), 9);
+        let other = signed(&node(), vote.body().poll, crdt::EntryHash([3; 32]), 9);
         let key = node().public();
 
         assert!(check_vote_reply(&key, &vote, &answer(&broken)).is_err());
@@ -147,8 +155,8 @@ mod tests {
     #[test]
     fn every_receipt_of_a_batch_must_be_the_nodes() {
         let vote = vote();
-        let good = Receipt::sign(&node(), vote.body().poll, vote.hash(), 9);
-        let stranger = Receipt::sign(
+        let good = signed(&node(), vote.body().poll, vote.hash(), 9);
+        let stranger = signed(
             &SecretKey::from_seed(&[6; 32]),
             vote.body().poll,
             vote.hash(),

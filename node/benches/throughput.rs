@@ -535,6 +535,7 @@ fn main() {
                 .map(|v| NewEntry {
                     hash: v.hash(),
                     received_at: 1,
+                    group: None,
                     encoded: v.encoded(),
                 })
                 .collect();

@@ -8,20 +8,26 @@
 //!
 //! A vote acknowledged is a vote on disk: nothing is answered, and nothing
 //! enters a replica, before the sync of its group succeeded.
+//!
+//! Receipts: for each poll with new entries in a group, the committer signs
+//! ONE [`crdt::GroupStatement`] over the Merkle root of those entries and
+//! stores it with them (see [`crate::receipts`]); each vote's receipt is
+//! that statement with the vote's inclusion path.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crdt::{EntryHash, Poll, PollId, Vote};
+use crdt::{EntryHash, Poll, PollId, Receipt, SecretKey, Vote};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
 use crate::error::{CommitError, StoreError};
 use crate::metrics::Metrics;
+use crate::receipts::{Group, Receipts};
 use crate::state::Polls;
-use crate::store::{NewEntry, Store};
+use crate::store::{EntryRef, NewEntry, Store};
 
 /// Requests waiting for the committer; senders wait when it is full.
 const QUEUE: usize = 1024;
@@ -71,10 +77,11 @@ pub(crate) struct Fresh {
     pub(crate) origin: Origin,
 }
 
-/// A vote made durable: when the node first stored it, and whether now.
-#[derive(Debug, Clone, Copy)]
+/// A vote made durable: the node's receipt (for votes that came over HTTP),
+/// and whether it was new.
+#[derive(Debug, Clone)]
 pub(crate) struct Durable {
-    pub(crate) received_at: u64,
+    pub(crate) receipt: Option<Receipt>,
     pub(crate) status: Status,
 }
 
@@ -103,8 +110,9 @@ impl Committer {
         store: Arc<dyn Store>,
         polls: Arc<Polls>,
         metrics: Arc<Metrics>,
+        key: Arc<SecretKey>,
     ) -> (Committer, JoinHandle<()>) {
-        Self::spawn_with_feed(store, polls, metrics, None)
+        Self::spawn_with_feed(store, polls, metrics, key, None)
     }
 
     /// Like `spawn`, and hands every durable group's new entries to `feed`
@@ -113,15 +121,17 @@ impl Committer {
         store: Arc<dyn Store>,
         polls: Arc<Polls>,
         metrics: Arc<Metrics>,
+        key: Arc<SecretKey>,
         feed: Option<mpsc::Sender<Fresh>>,
     ) -> (Committer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(jobs, store, polls, metrics, feed));
+        let task = tokio::spawn(run(jobs, store, polls, metrics, key, feed));
         (Committer { queue }, task)
     }
 
     /// Makes admitted votes of one poll durable. One result per vote, in
-    /// order; a vote already stored keeps its first `received_at`.
+    /// order, with its receipt; a vote already stored gets the receipt it
+    /// got the first time.
     pub(crate) async fn votes(
         &self,
         poll: PollId,
@@ -175,8 +185,8 @@ struct Written {
 type Unwritten = (Vec<Job>, StoreError);
 
 enum Outcome {
-    /// When each vote was first stored.
-    Votes(Vec<u64>),
+    /// Each vote's receipt (`None` for votes that came from peers).
+    Votes(Vec<Option<Receipt>>),
     Poll,
 }
 
@@ -185,6 +195,7 @@ async fn run(
     store: Arc<dyn Store>,
     polls: Arc<Polls>,
     metrics: Arc<Metrics>,
+    key: Arc<SecretKey>,
     feed: Option<mpsc::Sender<Fresh>>,
 ) {
     let mut failing = false;
@@ -208,10 +219,12 @@ async fn run(
 
         let writer = store.clone();
         let replicas = polls.clone();
+        let signer = key.clone();
         let batch = std::mem::take(&mut group);
-        let written =
-            tokio::task::spawn_blocking(move || write_group(&*writer, &replicas, batch, known))
-                .await;
+        let written = tokio::task::spawn_blocking(move || {
+            write_group(&*writer, &signer, &replicas, batch, known)
+        })
+        .await;
 
         let written = match written {
             Ok(Ok(written)) => written,
@@ -276,7 +289,7 @@ fn apply(written: Written, polls: &Polls, metrics: &Metrics, feed: Option<&mpsc:
                     origin,
                     reply,
                 },
-                Outcome::Votes(received),
+                Outcome::Votes(receipts),
             ) => {
                 // "stored" means acknowledged now for the first time, which the
                 // replica knows: the store may hold entries of a group whose sync failed.
@@ -314,11 +327,11 @@ fn apply(written: Written, polls: &Polls, metrics: &Metrics, feed: Option<&mpsc:
                         tracing::debug!(poll = %poll.short(), "gossip feed full; reconciliation will carry the entries");
                     }
                 }
-                let durable = received
+                let durable = receipts
                     .into_iter()
                     .zip(new)
-                    .map(|(received_at, new)| Durable {
-                        received_at,
+                    .map(|(receipt, new)| Durable {
+                        receipt,
                         status: if new {
                             Status::Stored
                         } else {
@@ -344,11 +357,12 @@ fn apply(written: Written, polls: &Polls, metrics: &Metrics, feed: Option<&mpsc:
 /// Writes a group and syncs once. Runs on a blocking thread.
 fn write_group(
     store: &dyn Store,
+    key: &SecretKey,
     polls: &Polls,
     jobs: Vec<Job>,
     known: Vec<bool>,
 ) -> Result<Written, Unwritten> {
-    match plan_and_write(store, polls, &jobs, &known) {
+    match plan_and_write(store, key, polls, &jobs, &known) {
         Ok((outcomes, new_entries)) => Ok(Written {
             jobs,
             outcomes,
@@ -358,16 +372,26 @@ fn write_group(
     }
 }
 
+/// Where a vote's receipt comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Stored and acknowledged before this group.
+    Earlier(EntryRef),
+    /// Stored by this group.
+    New,
+}
+
 fn plan_and_write(
     store: &dyn Store,
+    key: &SecretKey,
     polls: &Polls,
     jobs: &[Job],
     known: &[bool],
 ) -> Result<(Vec<Outcome>, u64), StoreError> {
     let now = now_ms();
-    let mut first_seen: HashMap<(PollId, EntryHash), u64> = HashMap::new();
-    let mut new: BTreeMap<PollId, Vec<NewEntry<'_>>> = BTreeMap::new();
-    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut first_seen: HashMap<(PollId, EntryHash), Source> = HashMap::new();
+    let mut new: BTreeMap<PollId, Vec<(EntryHash, &[u8])>> = BTreeMap::new();
+    let mut sources: Vec<Vec<Source>> = Vec::with_capacity(jobs.len());
 
     for (job, known) in jobs.iter().zip(known) {
         match job {
@@ -375,47 +399,97 @@ fn plan_and_write(
                 if !known {
                     store.put_poll(poll)?;
                 }
-                outcomes.push(Outcome::Poll);
+                sources.push(Vec::new());
             }
             Job::Votes { poll, votes, .. } => {
-                let slot = polls.get(poll);
-                let mut durable = Vec::with_capacity(votes.len());
-                for vote in votes {
+                // A retry gets the receipt of the first time. Only the
+                // replica's entries were acknowledged: an entry stored by a
+                // group whose sync failed is written anew.
+                let acknowledged: Vec<bool> = match polls.get(poll) {
+                    Some(slot) => {
+                        let state = slot.view();
+                        votes.iter().map(|v| state.contains(&v.hash())).collect()
+                    }
+                    None => vec![false; votes.len()],
+                };
+                let mut job_sources = Vec::with_capacity(votes.len());
+                for (vote, acknowledged) in votes.iter().zip(acknowledged) {
                     let key = (*poll, vote.hash());
-                    // Keep the first received_at so a retry gets the identical receipt.
-                    // Only the replica's entries were acknowledged: an entry
-                    // stored by a group whose sync failed is written anew.
-                    let acknowledged = slot.as_ref().is_some_and(|s| s.contains(&key.1));
-                    let earlier = match first_seen.get(&key) {
-                        Some(at) => Some(*at),
-                        None if acknowledged => store.received_at(poll, &key.1)?,
-                        None => None,
-                    };
-                    let received_at = match earlier {
-                        Some(received_at) => received_at,
+                    let source = match first_seen.get(&key) {
+                        Some(source) => *source,
                         None => {
-                            let entry = NewEntry {
-                                hash: vote.hash(),
-                                received_at: now,
-                                encoded: vote.encoded(),
+                            let earlier = if acknowledged {
+                                store.entry_ref(poll, &key.1)?
+                            } else {
+                                None
                             };
-                            new.entry(*poll).or_default().push(entry);
-                            now
+                            let source = earlier.map_or(Source::New, Source::Earlier);
+                            if let Source::New = source {
+                                new.entry(*poll).or_default().push((key.1, vote.encoded()));
+                            }
+                            first_seen.insert(key, source);
+                            source
                         }
                     };
-                    first_seen.insert(key, received_at);
-                    durable.push(received_at);
+                    job_sources.push(source);
                 }
-                outcomes.push(Outcome::Votes(durable));
+                sources.push(job_sources);
             }
         }
     }
 
+    // One signed group per poll: the statement over the root of its new entries.
+    let mut groups: HashMap<PollId, Group> = HashMap::new();
     let mut count = 0;
-    for (poll, entries) in &new {
-        store.put_entries(poll, entries)?;
-        count += entries.len() as u64;
+    for (poll, mut entries) in new {
+        entries.sort_unstable_by_key(|e| e.0);
+        let hashes: Vec<EntryHash> = entries.iter().map(|e| e.0).collect();
+        let group = Group::sign(key, poll, &hashes, now).expect("unique hashes, at least one");
+        let id = store.new_group_id()?;
+        store.put_group(&poll, id, &group.stored())?;
+        let rows: Vec<NewEntry<'_>> = entries
+            .iter()
+            .map(|&(hash, encoded)| NewEntry {
+                hash,
+                received_at: now,
+                group: Some(id),
+                encoded,
+            })
+            .collect();
+        store.put_entries(&poll, &rows)?;
+        count += rows.len() as u64;
+        groups.insert(poll, group);
     }
+
+    // Receipts for the votes that came over HTTP; peers need none.
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (job, sources) in jobs.iter().zip(sources) {
+        let Job::Votes {
+            poll,
+            votes,
+            origin,
+            ..
+        } = job
+        else {
+            outcomes.push(Outcome::Poll);
+            continue;
+        };
+        if *origin != Origin::Http {
+            outcomes.push(Outcome::Votes(vec![None; votes.len()]));
+            continue;
+        }
+        let mut earlier = Receipts::new(store, key, *poll);
+        let mut receipts = Vec::with_capacity(votes.len());
+        for (vote, source) in votes.iter().zip(sources) {
+            let receipt = match source {
+                Source::New => groups.get(poll).and_then(|g| g.receipt(&vote.hash())),
+                Source::Earlier(at) => Some(earlier.of(&vote.hash(), at)?),
+            };
+            receipts.push(receipt);
+        }
+        outcomes.push(Outcome::Votes(receipts));
+    }
+
     store.sync()?;
     Ok((outcomes, count))
 }
@@ -443,8 +517,30 @@ mod tests {
         fn put_entries(&self, poll: &PollId, entries: &[NewEntry<'_>]) -> Result<(), StoreError> {
             self.inner.put_entries(poll, entries)
         }
-        fn received_at(&self, poll: &PollId, entry: &EntryHash) -> Result<Option<u64>, StoreError> {
-            self.inner.received_at(poll, entry)
+        fn entry_ref(
+            &self,
+            poll: &PollId,
+            entry: &EntryHash,
+        ) -> Result<Option<EntryRef>, StoreError> {
+            self.inner.entry_ref(poll, entry)
+        }
+        fn new_group_id(&self) -> Result<u64, StoreError> {
+            self.inner.new_group_id()
+        }
+        fn put_group(
+            &self,
+            poll: &PollId,
+            id: u64,
+            group: &crate::store::StoredGroup,
+        ) -> Result<(), StoreError> {
+            self.inner.put_group(poll, id, group)
+        }
+        fn group(
+            &self,
+            poll: &PollId,
+            id: u64,
+        ) -> Result<Option<crate::store::StoredGroup>, StoreError> {
+            self.inner.group(poll, id)
         }
         fn polls(&self) -> Result<Vec<Poll>, StoreError> {
             self.inner.polls()
@@ -470,6 +566,17 @@ mod tests {
 
     use crate::fixture::poll;
 
+    fn node_key() -> Arc<SecretKey> {
+        Arc::new(SecretKey::from_seed(&[6; 32]))
+    }
+
+    fn receipts(results: &[Durable]) -> Vec<Receipt> {
+        results
+            .iter()
+            .map(|d| d.receipt.clone().expect("votes over HTTP get receipts"))
+            .collect()
+    }
+
     fn vote(poll: &Poll, seed: u8) -> Vote {
         let voter = SecretKey::from_seed(&[seed; 32]);
         let body = VoteBody {
@@ -494,10 +601,12 @@ mod tests {
         });
         let polls = Arc::new(Polls::default());
         let metrics = Arc::new(Metrics::new());
-        let (committer, _task) = Committer::spawn(store.clone(), polls.clone(), metrics);
+        let (committer, _task) =
+            Committer::spawn(store.clone(), polls.clone(), metrics, node_key());
         let poll = poll();
         assert!(committer.poll(poll.clone()).await.unwrap());
         let votes = vec![vote(&poll, 2), vote(&poll, 3)];
+        let votes_sent = votes.clone();
 
         store.broken.store(true, Ordering::SeqCst);
         let failed = committer.votes(poll.id, votes.clone()).await;
@@ -514,9 +623,24 @@ mod tests {
         );
         assert_eq!(polls.get(&poll.id).unwrap().len(), 2);
         assert!(again.iter().all(|d| d.status == Status::Duplicate));
-        let first: Vec<u64> = retried.iter().map(|d| d.received_at).collect();
-        let second: Vec<u64> = again.iter().map(|d| d.received_at).collect();
-        assert_eq!(first, second, "a retry keeps the first received_at");
+        assert_eq!(
+            receipts(&retried),
+            receipts(&again),
+            "a retry gets the first receipt"
+        );
+        for (receipt, sent) in receipts(&retried).iter().zip(&votes_sent) {
+            receipt.verify().unwrap();
+            assert_eq!(receipt.entry, sent.hash());
+            assert_eq!(
+                receipt.group.as_ref().unwrap().size,
+                2,
+                "one group, one signature"
+            );
+        }
+        assert_eq!(
+            receipts(&retried)[0].signature,
+            receipts(&retried)[1].signature
+        );
     }
 
     #[tokio::test]
@@ -524,7 +648,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let polls = Arc::new(Polls::default());
-        let (committer, _task) = Committer::spawn(store, polls, Arc::new(Metrics::new()));
+        let (committer, _task) =
+            Committer::spawn(store, polls, Arc::new(Metrics::new()), node_key());
         let poll = poll();
         committer.poll(poll.clone()).await.unwrap();
         let v = vote(&poll, 4);
@@ -533,6 +658,13 @@ mod tests {
 
         assert_eq!(results[0].status, Status::Stored);
         assert_eq!(results[1].status, Status::Duplicate);
-        assert_eq!(results[0].received_at, results[1].received_at);
+        assert_eq!(results[0].receipt, results[1].receipt);
+        let receipt = results[0].receipt.clone().unwrap();
+        receipt.verify().unwrap();
+        assert_eq!(
+            receipt.group.unwrap().size,
+            1,
+            "the group holds the vote once"
+        );
     }
 }

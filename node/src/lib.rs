@@ -4,7 +4,10 @@
 //! `crdt::admit_batch`, written to sled by a single committer task that
 //! shares one flush + fdatasync among every request queued while the previous
 //! group was syncing (group commit), and only then added to the in-memory
-//! `crdt::PollState` and answered with a signed `crdt::Receipt`. A restart
+//! `crdt::PollState` and answered with a `crdt::Receipt`: the committer signs
+//! one `crdt::GroupStatement` per group and poll, over the Merkle root of the
+//! entries made durable together, and each receipt carries it with the
+//! entry's inclusion path (`receipts`). A restart
 //! rebuilds every poll's state from the store.
 //!
 //! HTTP API (JSON; errors are `{"error":{"code":..,"message":..}}`):
@@ -88,6 +91,7 @@ mod mesh;
 mod metrics;
 mod node;
 mod peers;
+mod receipts;
 mod server;
 mod state;
 mod store;
@@ -96,4 +100,4 @@ mod stream;
 pub use config::{Config, LogFormat, RunArgs};
 pub use error::{ApiError, CommitError, ConfigError, KeyError, StartError, StoreError};
 pub use node::Node;
-pub use store::{NewEntry, SledStore, Store, StoredEntry};
+pub use store::{EntryRef, NewEntry, SledStore, Store, StoredEntry, StoredGroup};

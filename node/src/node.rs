@@ -73,8 +73,13 @@ impl Node {
         let settings = crate::mesh::Settings::from_config(config).map_err(StartError::Mesh)?;
         let (feed, fresh) = tokio::sync::mpsc::channel(crate::mesh::FEED);
         let feed = settings.listen.is_some().then_some(feed);
-        let (committer, task) =
-            Committer::spawn_with_feed(store.clone(), polls.clone(), metrics.clone(), feed);
+        let (committer, task) = Committer::spawn_with_feed(
+            store.clone(),
+            polls.clone(),
+            metrics.clone(),
+            key.clone(),
+            feed,
+        );
         let mesh = match settings.listen.clone() {
             Some(listen) => {
                 let parts = (polls.clone(), committer.clone(), metrics.clone());

@@ -170,3 +170,55 @@ async fn a_known_poll_is_answered_200_and_listed_once() {
     );
     assert_eq!(crdt::Poll::from_json(&fetched).unwrap(), poll);
 }
+
+#[tokio::test]
+async fn a_batch_is_signed_once_and_each_receipt_verifies_alone() {
+    let (_guard, dir) = data_dir();
+    let node = Node::start(&dir, &[]);
+    let poll = poll("group");
+    node.create_poll(&poll).await;
+    let votes: Vec<_> = (0..37).map(|n| vote(&poll, n, n % 3, 1)).collect();
+
+    let (status, reply) = node.batch(&poll, &votes).await;
+    assert_eq!(status, 200, "{reply}");
+    let results = reply["results"].as_array().unwrap();
+    let receipts: Vec<Receipt> = results
+        .iter()
+        .map(|r| serde_json::from_value(r["receipt"].clone()).unwrap())
+        .collect();
+
+    for (receipt, v) in receipts.iter().zip(&votes) {
+        receipt.verify().unwrap();
+        assert_eq!(receipt.entry, v.hash());
+        assert_eq!(receipt.version(), 2);
+        assert_eq!(receipt.node.to_string(), node.key);
+    }
+    // One request, one group: one statement and one signature for all.
+    let statements: std::collections::HashSet<_> = receipts
+        .iter()
+        .map(|r| r.statement().unwrap().signature)
+        .collect();
+    assert_eq!(statements.len(), 1, "one signature for the batch");
+    let group = receipts[0].group.clone().unwrap();
+    assert_eq!(group.size, 37);
+    let mut indexes: Vec<u64> = receipts
+        .iter()
+        .map(|r| r.group.as_ref().unwrap().index)
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, (0..37).collect::<Vec<u64>>());
+
+    // A retry of the whole batch and a lookup of each entry give the same receipts.
+    let (_, again) = node.batch(&poll, &votes).await;
+    for (first, retry) in results.iter().zip(again["results"].as_array().unwrap()) {
+        assert_eq!(retry["status"], "duplicate");
+        assert_eq!(retry["receipt"], first["receipt"]);
+    }
+    for (v, first) in votes.iter().zip(results) {
+        let (status, held) = node
+            .get(&format!("/v1/polls/{}/entries/{}", poll.id, v.hash()))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(held["receipt"], first["receipt"]);
+    }
+}

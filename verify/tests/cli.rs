@@ -235,6 +235,59 @@ fn two_nodes_with_overlapping_entries_are_recounted_as_their_union() {
 }
 
 #[test]
+fn repeated_entry_lines_fail_check_4_at_each_repeat_in_line_order() {
+    let poll = poll();
+    let dir = Dir::new();
+    let mut lines = export_lines(&poll, &node(1), &cast(&poll));
+    // Entries are lines 3 to 8. Repeat line 5 twice and line 3 once, all
+    // after line 8 (before the attestation): lines 9, 10 and 11.
+    let attestation = lines.pop().unwrap();
+    lines.extend([lines[4].clone(), lines[2].clone(), lines[4].clone()]);
+    lines.push(attestation);
+    let file = dir.write("repeated.jsonl", &lines);
+
+    let (code, report) = verify_json(&[&file]);
+
+    assert_eq!(code, 1);
+    assert_eq!(
+        failures(&report),
+        vec![(4, Some(9)), (4, Some(10)), (4, Some(11))]
+    );
+    assert_eq!(report["failures"][0]["code"], "duplicate_entry");
+    let repeated: Record = Record::from_line(&lines[4]).unwrap();
+    let Record::Entry(vote) = repeated else {
+        panic!("line 5 is an entry")
+    };
+    assert_eq!(report["failures"][0]["entry"], vote.hash().to_string());
+    // Each entry counts once: the attestation still matches the file.
+    assert_eq!(report["files"][0]["entries"], 6);
+    assert_eq!(counts(&report), vec![3, 2, 1]);
+    let check_4 = &report["checks"][3];
+    assert_eq!(
+        (check_4["passed"].as_u64(), check_4["failed"].as_u64()),
+        (Some(6), Some(3))
+    );
+}
+
+#[test]
+fn a_file_holding_a_part_of_the_union_is_checked_against_its_own_digest() {
+    let poll = poll();
+    let dir = Dir::new();
+    let votes = cast(&poll);
+    let all = dir.write("all.jsonl", &export_lines(&poll, &node(1), &votes));
+    let part = dir.write("part.jsonl", &export_lines(&poll, &node(2), &votes[1..3]));
+
+    let (code, report) = verify_json(&[&part, &all]);
+
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["files"][0]["entries"], 2);
+    assert_eq!(report["files"][1]["entries"], 6);
+    assert_ne!(report["files"][0]["digest"], report["files"][1]["digest"]);
+    assert_eq!(report["files"][1]["digest"], report["digest"]);
+    assert_eq!(counts(&report), vec![3, 2, 1]);
+}
+
+#[test]
 fn many_votes_are_checked_in_parallel_chunks_in_order() {
     let poll = poll();
     let dir = Dir::new();

@@ -40,7 +40,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crdt::{Credential, EntryHash, PollId, PublicKey, Receipt, SecretKey, Vote, VoteBody, VoteId};
+use crdt::{
+    Credential, EntryHash, GroupStatement, GroupTree, PollId, PublicKey, Receipt, SecretKey, Vote,
+    VoteBody, VoteId,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -199,17 +202,29 @@ fn vote(mode: &str, poll: PollId, body: &str) -> Answer {
         .map_or(0, |d| d.as_millis() as u64);
     let stored = |receipt: Receipt| answer(200, json!({"receipt": receipt, "status": "stored"}));
 
+    // A group receipt of `signer`: the vote in a group with two other entries.
+    let receipt_of = |signer: &SecretKey, entry: EntryHash| {
+        let mut group = vec![entry, EntryHash([0x11; 32]), EntryHash([0xee; 32])];
+        group.sort();
+        let tree = GroupTree::new(&group).expect("distinct hashes");
+        let index = tree.position(&entry).expect("in the group");
+        GroupStatement::sign(signer, poll, &tree, now)
+            .receipt(&tree, index)
+            .expect("the statement's own tree")
+    };
+    let receipt = |entry: EntryHash| receipt_of(&node, entry);
+
     match mode {
-        "ok" => stored(Receipt::sign(&node, poll, vote.hash(), now)),
+        "ok" => stored(receipt(vote.hash())),
         "forged" => {
-            let mut receipt = Receipt::sign(&node, poll, vote.hash(), now);
+            let mut receipt = receipt(vote.hash());
             receipt.signature.0[10] ^= 0x40;
             stored(receipt)
         }
-        "mismatch" => stored(Receipt::sign(&node, poll, EntryHash([0; 32]), now)),
+        "mismatch" => stored(receipt(EntryHash([0; 32]))),
         "stranger" => {
             let stranger = SecretKey::from_seed(&STRANGER_SEED);
-            stored(Receipt::sign(&stranger, poll, vote.hash(), now))
+            stored(receipt_of(&stranger, vote.hash()))
         }
         "html403" => html(403, "Access denied by the gateway"),
         "html413" => html(413, "Request entity too large"),

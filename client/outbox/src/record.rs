@@ -223,7 +223,10 @@ mod tests {
 
     fn confirmed(record: &Record) -> Outcome {
         let node = SecretKey::from_seed(&[5; 32]);
-        let receipt = Receipt::sign(&node, record.poll, record.entry, 2_000);
+        let tree = crdt::GroupTree::new(&[record.entry]).unwrap();
+        let receipt = crdt::GroupStatement::sign(&node, record.poll, &tree, 2_000)
+            .receipt(&tree, 0)
+            .unwrap();
         let checked = check_receipt(&record.vote, receipt, &record.trusted);
         Outcome::Confirmed(checked.expect("valid receipt"))
     }
@@ -366,7 +369,10 @@ mod tests {
     fn a_receipt_from_an_untrusted_node_is_counted_and_retried() {
         let mut r = record();
         let stranger = SecretKey::from_seed(&[6; 32]);
-        let receipt = Receipt::sign(&stranger, r.poll, r.entry, 2_000);
+        let tree = crdt::GroupTree::new(&[r.entry]).unwrap();
+        let receipt = crdt::GroupStatement::sign(&stranger, r.poll, &tree, 2_000)
+            .receipt(&tree, 0)
+            .unwrap();
         let body = serde_json::json!({ "receipt": receipt }).to_string();
         let reply = crate::Reply {
             status: 200,

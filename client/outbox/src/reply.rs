@@ -39,6 +39,13 @@ pub enum ReceiptError {
         /// The node named in the receipt.
         node: crdt::PublicKey,
     },
+    /// The receipt's inclusion path does not lead from this vote to the root
+    /// the node signed.
+    #[error("receipt of node {node} does not include the vote in the group it signed")]
+    BadPath {
+        /// The node named in the receipt.
+        node: crdt::PublicKey,
+    },
     /// The receipt is for another poll.
     #[error("receipt is for poll {got}, the vote for poll {want}")]
     WrongPoll {
@@ -68,7 +75,10 @@ pub enum ReceiptError {
 /// `trusted` nodes and carries that node's valid signature.
 ///
 /// Three steps, in this order: the receipt names the vote's poll and entry;
-/// its node is trusted ([`check_trusted`]); its signature verifies. The trust
+/// its node is trusted ([`check_trusted`]); its signature verifies (for a
+/// group receipt, version 2, its inclusion path leads from the entry to the
+/// group's root and the node's signature over that root verifies; for a
+/// version-1 receipt, the node's signature over the entry verifies). The trust
 /// step looks at the key the receipt names, not at how the signature is
 /// carried, so it applies unchanged to any form of signed receipt.
 pub fn check_receipt(
@@ -78,10 +88,11 @@ pub fn check_receipt(
 ) -> Result<CheckedReceipt, ReceiptError> {
     check_names(vote, &receipt)?;
     check_trusted(&receipt, trusted)?;
-    if receipt.verify().is_err() {
-        return Err(ReceiptError::BadSignature { node: receipt.node });
+    match receipt.verify() {
+        Ok(()) => Ok(CheckedReceipt(receipt)),
+        Err(crdt::ReceiptError::Path { .. }) => Err(ReceiptError::BadPath { node: receipt.node }),
+        Err(_) => Err(ReceiptError::BadSignature { node: receipt.node }),
     }
-    Ok(CheckedReceipt(receipt))
 }
 
 /// Whether the node that `receipt` names is one of the `trusted` keys. An
@@ -264,7 +275,7 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crdt::{SecretKey, VoteBody, VoteId};
+    use crdt::{GroupStatement, GroupTree, SecretKey, VoteBody, VoteId};
     use serde_json::json;
 
     const NODE: [u8; 32] = [5; 32];
@@ -287,13 +298,24 @@ mod tests {
         vec![SecretKey::from_seed(&NODE).public()]
     }
 
+    /// The receipt of node `seed` for `entry` in a group with two other entries.
+    fn group_receipt_by(seed: [u8; 32], poll: PollId, entry: EntryHash) -> Receipt {
+        let mut group = vec![entry, EntryHash([0x11; 32]), EntryHash([0xee; 32])];
+        group.sort();
+        let tree = GroupTree::new(&group).unwrap();
+        let statement = GroupStatement::sign(&SecretKey::from_seed(&seed), poll, &tree, 2_000);
+        statement
+            .receipt(&tree, tree.position(&entry).unwrap())
+            .unwrap()
+    }
+
+    /// The trusted node's receipt for `entry` in a group of three.
+    fn group_receipt(poll: PollId, entry: EntryHash) -> Receipt {
+        group_receipt_by(NODE, poll, entry)
+    }
+
     fn receipt_by(seed: [u8; 32], vote: &Vote) -> Receipt {
-        Receipt::sign(
-            &SecretKey::from_seed(&seed),
-            vote.body().poll,
-            vote.hash(),
-            2_000,
-        )
+        group_receipt_by(seed, vote.body().poll, vote.hash())
     }
 
     fn receipt_for(vote: &Vote) -> Receipt {
@@ -323,6 +345,58 @@ mod tests {
             panic!("not confirmed: {outcome:?}");
         };
         assert_eq!(checked.receipt(), &receipt_for(&vote));
+    }
+
+    #[test]
+    fn a_version_1_receipt_for_the_vote_still_confirms_it() {
+        let vote = vote();
+        let node = SecretKey::from_seed(&NODE);
+        let v1 = Receipt::sign_v1(&node, vote.body().poll, vote.hash(), 2_000);
+
+        assert_eq!(
+            check_receipt(&vote, v1.clone(), &trusted())
+                .unwrap()
+                .receipt(),
+            &v1
+        );
+    }
+
+    #[test]
+    fn a_receipt_whose_path_does_not_reach_the_signed_root_is_refused() {
+        let vote = vote();
+        let good = receipt_for(&vote);
+        let mut bent = good.clone();
+        bent.group.as_mut().unwrap().path[0].0[0] ^= 1;
+        let mut moved = good.clone();
+        moved.group.as_mut().unwrap().index ^= 1;
+        let mut shorter = good.clone();
+        shorter.group.as_mut().unwrap().path.pop();
+
+        for bad in [bent, moved, shorter] {
+            assert_eq!(
+                check_receipt(&vote, bad.clone(), &trusted()),
+                Err(ReceiptError::BadPath { node: good.node })
+            );
+            let body = json!({"receipt": bad, "status": "stored"}).to_string();
+            assert!(matches!(
+                classify(&vote, &trusted(), reply(200, &body)),
+                Outcome::Retry(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_group_receipt_signed_over_another_root_is_refused() {
+        let vote = vote();
+        // A real path to a root the node never signed.
+        let mut other = receipt_for(&vote);
+        let elsewhere = group_receipt(PollId([8; 32]), vote.hash());
+        other.signature = elsewhere.signature;
+
+        assert_eq!(
+            check_receipt(&vote, other.clone(), &trusted()),
+            Err(ReceiptError::BadSignature { node: other.node })
+        );
     }
 
     #[test]
@@ -408,9 +482,8 @@ mod tests {
     #[test]
     fn a_receipt_for_another_entry_or_poll_is_refused() {
         let vote = vote();
-        let node = SecretKey::from_seed(&NODE);
-        let other_entry = Receipt::sign(&node, vote.body().poll, EntryHash([9; 32]), 1);
-        let other_poll = Receipt::sign(&node, PollId([8; 32]), vote.hash(), 1);
+        let other_entry = group_receipt(vote.body().poll, EntryHash([9; 32]));
+        let other_poll = group_receipt(PollId([8; 32]), vote.hash());
 
         assert!(matches!(
             check_receipt(&vote, other_entry, &trusted()),
