@@ -344,6 +344,15 @@ impl Config {
         if self.nodes.is_empty() {
             return fail("nodes: at least one node URL is required (--node URL)".into());
         }
+        for node in &self.nodes {
+            let usable = reqwest::Url::parse(node)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+            if !usable {
+                return fail(format!(
+                    "nodes: {node:?} is not a node URL; give it with its scheme, e.g. http://127.0.0.1:7400"
+                ));
+            }
+        }
         let zero = [
             ("request_timeout_ms", self.request_timeout_ms),
             ("ip_rate", u64::from(self.ip_rate)),
@@ -496,6 +505,20 @@ mod tests {
                 "--config help does not name {key}: {help}"
             );
         }
+    }
+
+    #[test]
+    fn a_node_address_without_its_scheme_is_refused() {
+        let config = |node: &str| Config {
+            nodes: vec![node.into()],
+            ..Config::default()
+        };
+
+        let error = config("127.0.0.1:7400").check().unwrap_err().to_string();
+        assert!(error.contains("http://127.0.0.1:7400"), "{error}");
+        assert!(config("ftp://a:1").check().is_err());
+        assert!(config("http://127.0.0.1:7400").check().is_ok());
+        assert!(config("https://node.example").check().is_ok());
     }
 
     #[test]
