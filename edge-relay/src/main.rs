@@ -6,9 +6,31 @@ use anyhow::Context;
 use clap::Parser;
 use relay::{Config, LogFormat, Relay, RunArgs};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = RunArgs::parse();
-    let config = Config::load(&args)?;
+    report(run(&args))
+}
+
+/// Prints a failure and its causes on stderr, leaving out a cause whose text
+/// the message before it already carries ("config: x" caused by "x").
+fn report(done: anyhow::Result<()>) -> std::process::ExitCode {
+    let Err(error) = done else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let mut told = error.to_string();
+    eprintln!("Error: {told}");
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !told.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        told = text;
+    }
+    std::process::ExitCode::FAILURE
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(args)?;
     init_logs(config.log_format);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
