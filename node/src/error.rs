@@ -23,6 +23,12 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Another process (another node on the same data dir) has the store open.
+    #[error("{} is in use by another process (is another node running on this data dir?)", path.display())]
+    InUse {
+        /// The store's directory.
+        path: PathBuf,
+    },
     /// A stored record does not decode: the data on disk is damaged.
     #[error("corrupt record in tree {tree} at key {key}: {reason}")]
     Corrupt {

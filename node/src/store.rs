@@ -118,7 +118,16 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            // sled holds an exclusive lock on its files while open, and says
+            // so only in the text of its error.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::InUse {
+                    path: dir.to_path_buf(),
+                }
+            }
+            other => StoreError::Sled(other),
+        })?;
         let polls = db.open_tree("polls")?;
         let log_path = dir.join("db");
         let log = File::open(&log_path).map_err(|source| StoreError::Sync {
@@ -399,6 +408,17 @@ mod tests {
     use crdt::{SecretKey, VoteBody, VoteId};
 
     use crate::fixture::poll;
+
+    #[test]
+    fn a_store_already_open_is_reported_as_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+
+        let second = SledStore::open(dir.path()).err().expect("the lock is held");
+
+        assert!(matches!(second, StoreError::InUse { .. }), "{second}");
+        assert!(second.to_string().contains("another node"), "{second}");
+    }
 
     #[test]
     fn entries_and_polls_read_back_after_reopen() {
