@@ -291,7 +291,8 @@ fn results_page<G: Html>(cx: Scope, page: PollPage) -> View<G> {
         main {
             h1 { (page.title) }
             p(class = "meta") {
-                "Live results. " (total.get()) " votes counted. "
+                "Live results. " (total.get())
+                (if *total.get() == 1 { " vote counted. " } else { " votes counted. " })
                 a(href = vote) { "Vote" }
             }
             ol(class = "options") { (rows) }

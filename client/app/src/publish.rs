@@ -343,9 +343,12 @@ fn attempt(
     html_files(&site, &mut pages).map_err(Failure::Fatal)?;
     pages.sort();
     let head = bundle.hints();
-    let (js, wasm) = (format!("\"{}\"", bundle.js), format!("\"{}\"", bundle.wasm));
     // Perseus loads the app with `import init from "/.perseus/bundle.js"`
-    // and `init("/.perseus/bundle.wasm")` in every page.
+    // and `init("/.perseus/bundle.wasm")` in every page; wasm-bindgen now
+    // takes the wasm's address in an object (a bare string still works, with
+    // a deprecation warning in the console).
+    let js = format!("\"{}\"", bundle.js);
+    let wasm = format!("{{ module_or_path: \"{}\" }}", bundle.wasm);
     let refs = [
         ("\"/.perseus/bundle.js\"", js.as_str()),
         ("\"/.perseus/bundle.wasm\"", wasm.as_str()),
