@@ -133,11 +133,34 @@ fn ballots_path(args: &Args) -> anyhow::Result<PathBuf> {
             .join("../data/preflib")
             .join(&name),
     ];
-    candidates.iter().find(|p| p.exists()).cloned().with_context(|| {
-        format!(
-            "no ballot file {name} under data/preflib (run from the repository root, or pass --ballots FILE)"
-        )
-    })
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .with_context(|| {
+            // Name the elections that are there, if the data directory is.
+            let mut shipped: Vec<String> = candidates
+                .iter()
+                .filter_map(|p| std::fs::read_dir(p.parent()?).ok())
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".soi").map(str::to_owned)
+                })
+                .collect();
+            shipped.sort();
+            shipped.dedup();
+            let known = if shipped.is_empty() {
+                String::new()
+            } else {
+                format!("; elections there: {}", shipped.join(", "))
+            };
+            format!(
+                "no ballot file {name} under data/preflib{known} (run from the repository root, \
+             or pass --ballots FILE)"
+            )
+        })
 }
 
 /// The 32-byte seed of a key derived from the demo seed and a label, so a run can be reproduced.
