@@ -463,4 +463,29 @@ describe('voter in Chromium', { concurrency: false, timeout: 240_000 }, () => {
     await browser.close();
     browser = undefined;
   });
+
+  test('the poll and results pages load and vote with no console warning or error', async () => {
+    browser = await launchFreshChromium();
+    const said = [];
+    const listen = (page) => {
+      page.on('console', (msg) => {
+        if (msg.type() === 'warning' || msg.type() === 'error') said.push(`${msg.type()}: ${msg.text()}`);
+      });
+      page.on('pageerror', (err) => said.push(`uncaught: ${err.message}`));
+    };
+    const results = await browser.context.newPage();
+    listen(results);
+    await results.goto(c.resultsUrl());
+    await results.locator('footer', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+    const voter = await browser.context.newPage();
+    listen(voter);
+    await voter.goto(c.pollUrl());
+    await voter.locator('button[data-vote="1"]:not([disabled])').waitFor({ timeout: 20_000 });
+    await voteFor(voter, 1);
+    await waitForState(voter, 'confirmed');
+
+    assert.deepEqual(said, []);
+    await browser.close();
+    browser = undefined;
+  });
 });
