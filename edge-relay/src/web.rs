@@ -67,7 +67,7 @@ async fn page_addresses(
     next: Next,
 ) -> Response {
     if !could_be_a_file(req.uri().path()) {
-        return not_found().await.into_response();
+        return missing(wants_html(&req));
     }
     if let Some(page) = page_file(&root, req.uri().path()) {
         let rewritten = match req.uri().query() {
@@ -118,14 +118,45 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
 }
 
+/// Whether the request comes from a browser navigating (it asks for HTML).
+fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// A missing file of the site: a short page for a browser that navigated
+/// to it (a mistyped or outdated poll address), the JSON error otherwise.
+fn missing(html: bool) -> Response {
+    if !html {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path").into_response();
+    }
+    let page = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <title>Page not found</title></head><body><main><h1>Page not found</h1>\
+        <p>There is no page at this address. The poll may have another address, \
+        or this relay may not hold it yet.</p><p><a href=\"/\">All polls</a></p>\
+        </main></body></html>";
+    let mut response = (StatusCode::NOT_FOUND, page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
 async fn cache_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    let html = wants_html(&req);
     let mut response = next.run(req).await;
     // The file service redirects a directory named without its slash; the
     // site's pages are reached without one (see `page_addresses`), so such
     // a directory has no page.
     if response.status() == StatusCode::NOT_FOUND || response.status().is_redirection() {
-        return not_found().await.into_response();
+        return missing(html);
     }
     if response.status().is_server_error() {
         return ApiError::new(

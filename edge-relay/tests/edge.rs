@@ -432,6 +432,19 @@ async fn web_addresses_never_redirect_and_bad_ones_get_json_404() {
         assert_eq!(status, 404, "{path}: {body}");
         assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
     }
+    // A browser navigating to a missing page gets a page, not JSON.
+    let navigated = client
+        .get(format!("http://{}/poll/deadbeef", relay.addr))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigated.status(), 404);
+    assert_eq!(
+        navigated.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert!(navigated.text().await.unwrap().contains("Page not found"));
     let page = get("/poll/abc".into()).await;
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
