@@ -166,3 +166,54 @@ impl std::fmt::Display for ApiError {
         )
     }
 }
+
+/// What a command-line failure prints: the error, then each cause whose
+/// text the line before it does not already carry ("config: x" caused by
+/// "x" is said once).
+fn failure_lines(error: &anyhow::Error) -> Vec<String> {
+    let mut told = error.to_string();
+    let mut lines = vec![format!("Error: {told}")];
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !told.contains(&text) {
+            lines.push(format!("  caused by: {text}"));
+        }
+        told = text;
+    }
+    lines
+}
+
+/// The exit of `votemesh-relay` and `votemesh-node`: success, or the
+/// failure and its causes on stderr (see [`failure_lines`]) and status 1.
+pub fn report_exit(done: anyhow::Result<()>) -> std::process::ExitCode {
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            for line in failure_lines(&error) {
+                eprintln!("{line}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_lines;
+
+    #[test]
+    fn a_cause_the_message_already_carries_is_said_once() {
+        let inner = anyhow::anyhow!("sync_interval_secs must be at least 1");
+        let said = failure_lines(&inner.context("config: sync_interval_secs must be at least 1"));
+        assert_eq!(
+            said,
+            ["Error: config: sync_interval_secs must be at least 1"]
+        );
+
+        let other = anyhow::anyhow!("Address already in use").context("serving");
+        assert_eq!(
+            failure_lines(&other),
+            ["Error: serving", "  caused by: Address already in use"]
+        );
+    }
+}

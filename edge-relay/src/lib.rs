@@ -45,6 +45,6 @@ mod vouch;
 mod web;
 
 pub use config::{Config, LogFormat, RunArgs};
-pub use error::{ApiError, ConfigError, StartError};
+pub use error::{report_exit, ApiError, ConfigError, StartError};
 pub use pow::solve;
 pub use relay::Relay;

@@ -8,25 +8,7 @@ use relay::{Config, LogFormat, Relay, RunArgs};
 
 fn main() -> std::process::ExitCode {
     let args = RunArgs::parse();
-    report(run(&args))
-}
-
-/// Prints a failure and its causes on stderr, leaving out a cause whose text
-/// the message before it already carries ("config: x" caused by "x").
-fn report(done: anyhow::Result<()>) -> std::process::ExitCode {
-    let Err(error) = done else {
-        return std::process::ExitCode::SUCCESS;
-    };
-    let mut told = error.to_string();
-    eprintln!("Error: {told}");
-    for cause in error.chain().skip(1) {
-        let text = cause.to_string();
-        if !told.contains(&text) {
-            eprintln!("  caused by: {text}");
-        }
-        told = text;
-    }
-    std::process::ExitCode::FAILURE
+    relay::report_exit(run(&args))
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
