@@ -409,6 +409,20 @@ mod tests {
 
     use crate::fixture::poll;
 
+    /// One signed vote for `poll`.
+    fn vote_in(poll: &crdt::Poll) -> crdt::Vote {
+        VoteBody {
+            poll: poll.id,
+            voter: SecretKey::from_seed(&[2; 32]).public(),
+            choice: 1,
+            seq: 1,
+            vote_id: VoteId::from_bytes([1; 16]),
+            cast_at: 5,
+            credential: None,
+        }
+        .sign(&SecretKey::from_seed(&[2; 32]))
+    }
+
     #[test]
     fn a_store_already_open_is_reported_as_in_use() {
         let dir = tempfile::tempdir().unwrap();
@@ -424,16 +438,7 @@ mod tests {
     fn entries_and_polls_read_back_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let poll = poll();
-        let vote = VoteBody {
-            poll: poll.id,
-            voter: SecretKey::from_seed(&[2; 32]).public(),
-            choice: 1,
-            seq: 1,
-            vote_id: VoteId::from_bytes([1; 16]),
-            cast_at: 5,
-            credential: None,
-        }
-        .sign(&SecretKey::from_seed(&[2; 32]));
+        let vote = vote_in(&poll);
 
         {
             let store = SledStore::open(dir.path()).unwrap();
@@ -499,16 +504,7 @@ mod tests {
     fn entries_written_without_a_group_read_back_as_before() {
         let dir = tempfile::tempdir().unwrap();
         let poll = poll();
-        let vote = VoteBody {
-            poll: poll.id,
-            voter: SecretKey::from_seed(&[2; 32]).public(),
-            choice: 1,
-            seq: 1,
-            vote_id: VoteId::from_bytes([1; 16]),
-            cast_at: 5,
-            credential: None,
-        }
-        .sign(&SecretKey::from_seed(&[2; 32]));
+        let vote = vote_in(&poll);
         let store = SledStore::open(dir.path()).unwrap();
         // The layout of earlier versions: received_at, then the vote.
         let value = [&9u64.to_be_bytes()[..], vote.encoded()].concat();
