@@ -28,22 +28,8 @@ node -e '
   }'
 echo "build-nextjs: node $(node --version)" >&2
 
-# Install $1 (a directory of $here holding package.json and package-lock.json)
-# into $cache/$2 unless the same lockfile is already installed there.
-install_locked() {
-  local src="$here/$1" dst="$cache/$2"
-  mkdir -p "$dst"
-  if cmp -s "$src/package-lock.json" "$dst/.installed-lock.json" && [ -d "$dst/node_modules" ]; then
-    return
-  fi
-  echo "build-nextjs: npm ci in $dst" >&2
-  cp "$src/package.json" "$src/package-lock.json" "$dst/"
-  rm -f "$dst/.installed-lock.json"
-  # No install scripts: nothing here needs one (the SWC binary is a plain
-  # package), and none should run on a benchmark machine.
-  (cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
-  cp "$src/package-lock.json" "$dst/.installed-lock.json"
-}
+# shellcheck source=install-locked.sh
+source "$here/install-locked.sh"
 
 install_locked nextjs app
 app="$cache/app"

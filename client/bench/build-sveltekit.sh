@@ -15,22 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache="${VOTEMESH_CACHE:-/var/tmp/votemesh-ci}/sveltekit-bench"
 mkdir -p "$cache"
 
-# Install $1 (a directory of $here holding package.json and package-lock.json)
-# into $cache/$2 unless the same lockfile is already installed there.
-install_locked() {
-  local src="$here/$1" dst="$cache/$2"
-  mkdir -p "$dst"
-  if cmp -s "$src/package-lock.json" "$dst/.installed-lock.json" && [ -d "$dst/node_modules" ]; then
-    return
-  fi
-  echo "build-sveltekit: npm ci in $dst" >&2
-  cp "$src/package.json" "$src/package-lock.json" "$dst/"
-  rm -f "$dst/.installed-lock.json"
-  # No install scripts: nothing here needs one, and none should run on a
-  # benchmark machine.
-  (cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
-  cp "$src/package-lock.json" "$dst/.installed-lock.json"
-}
+# shellcheck source=install-locked.sh
+source "$here/install-locked.sh"
 
 install_locked node22 node22
 export PATH="$cache/node22/node_modules/.bin:$PATH"
