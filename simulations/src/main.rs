@@ -106,6 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let scenario = Scenario::load(&scenario)?;
             let grid = Grid::parse(&grid)?;
+            if seeds == 0 || threads == Some(0) {
+                anyhow::bail!("--seeds and --threads must be at least 1");
+            }
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let total = grid.cells().len() as u64 * seeds;

@@ -439,6 +439,34 @@ impl Scenario {
         if self.votes.scale == 0 || self.votes.rate.is_empty() && self.votes.count.is_none() {
             bail!("votes need a scale of at least 1 and a rate curve or a count");
         }
+        for [at, rate] in &self.votes.rate {
+            if !(at.is_finite() && *at >= 0.0 && rate.is_finite() && *rate >= 0.0) {
+                bail!("votes.rate point [{at}, {rate}]: time and rate must be finite and not negative");
+            }
+        }
+        let links = &self.links;
+        for (name, link) in [
+            ("access", &links.access),
+            ("intra_region", &links.intra_region),
+            ("inter_region", &links.inter_region),
+        ] {
+            let Link {
+                latency_ms,
+                jitter_ms,
+                loss,
+                bandwidth_mbps,
+            } = *link;
+            let usable = |x: f64| x.is_finite() && x >= 0.0;
+            if !(usable(latency_ms) && usable(jitter_ms) && usable(bandwidth_mbps)) {
+                bail!(
+                    "links.{name}: latency, jitter and bandwidth must be finite and not negative"
+                );
+            }
+            // A link that drops every message is a partition: say so with a fault.
+            if !(0.0..1.0).contains(&loss) {
+                bail!("links.{name}: loss {loss} must be at least 0 and below 1");
+            }
+        }
         if !Strategy::available().contains(&self.sync.strategy) {
             bail!(
                 "strategy {} needs the `baselines` feature: \
@@ -528,5 +556,46 @@ impl Fault {
                 vec![]
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scenario;
+
+    const BASE: &str = include_str!("../scenarios/three-node-partition.toml");
+
+    #[test]
+    fn every_shipped_scenario_passes_the_checks() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap();
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "{seen} scenarios");
+    }
+
+    #[test]
+    fn links_and_rates_out_of_range_are_refused() {
+        let base = Scenario::parse(BASE).unwrap();
+        let refused = |edit: &dyn Fn(&mut Scenario)| {
+            let mut s = base.clone();
+            edit(&mut s);
+            s.check().unwrap_err().to_string()
+        };
+
+        assert!(refused(&|s| s.links.inter_region.loss = 2.0).contains("loss 2"));
+        assert!(refused(&|s| s.links.intra_region.loss = -0.1).contains("loss -0.1"));
+        assert!(refused(&|s| s.links.access.loss = 1.0).contains("below 1"));
+        assert!(refused(&|s| s.links.access.latency_ms = -5.0).contains("links.access"));
+        assert!(refused(&|s| s.links.inter_region.jitter_ms = f64::NAN).contains("jitter"));
+        assert!(refused(&|s| s.votes.rate = vec![[0.0, -40.0]]).contains("votes.rate"));
+        let mut fine = base.clone();
+        fine.links.inter_region.loss = 0.05;
+        assert!(fine.check().is_ok());
     }
 }
